@@ -1,0 +1,26 @@
+# depthrl: every target sets up what it needs (a .venv with pinned versions) and is idempotent.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: quickstart test train soak bench clean-venv
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit("depthrl needs Python >= 3.11, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]'
+	@touch $(STAMP)
+
+## The main job: CRL on the embedded point-mass U-maze, with plots (runs/quickstart/plots).
+quickstart: $(STAMP)
+	$(BIN)/depthrl train crl --preset quickstart --run-dir runs/quickstart --overwrite
+
+## The whole test suite plus ruff.
+test: $(STAMP)
+	$(BIN)/ruff check src tests experiments
+	$(BIN)/python -m pytest
+
+clean-venv:
+	rm -rf $(VENV)
