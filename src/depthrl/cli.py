@@ -1,0 +1,67 @@
+"""The `depthrl` command line: `depthrl GROUP [SUBCOMMAND] [FLAGS]`.
+
+Each command is a module that exposes `Args` (a frozen dataclass whose fields are the flags, each with
+a one-line docstring that `--help` shows) and `main(args) -> int`. Modules are imported lazily so that
+`depthrl --help` is instant and a command pulls in only what it needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# (group, subcommand or None) -> (module, one-line description)
+COMMANDS: dict[tuple[str, str | None], tuple[str, str]] = {
+    ("train", "crl"): ("depthrl.training.train_cli", "Train contrastive RL (goal-conditioned, reward-free)."),
+    ("bench", "network"): ("depthrl.benchmarks.network", "Benchmark one residual network SGD step."),
+    ("bench", "env"): ("depthrl.benchmarks.env", "Benchmark env steps/s of the jitted vmapped step."),
+    ("plot", None): ("depthrl.training.plot_cli", "Write the plots of a run directory."),
+    ("envs", None): ("depthrl.envs.list_cli", "List the registered environments."),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: depthrl COMMAND [SUBCOMMAND] [--help] [FLAGS]", "", "commands:"]
+    for (group, sub), (_, desc) in COMMANDS.items():
+        name = f"{group} {sub}" if sub else group
+        lines.append(f"  {name:<16} {desc}")
+    lines += ["", "Run `depthrl COMMAND [SUBCOMMAND] --help` for the flags of a command."]
+    return "\n".join(lines)
+
+
+def _resolve(argv: list[str]) -> tuple[tuple[str, str | None], list[str]] | None:
+    if not argv:
+        return None
+    group = argv[0]
+    if len(argv) > 1 and (group, argv[1]) in COMMANDS:
+        return (group, argv[1]), argv[2:]
+    if (group, None) in COMMANDS:
+        return (group, None), argv[1:]
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    import tyro
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    resolved = _resolve(argv)
+    if resolved is None:
+        subs = sorted(s for (g, s) in COMMANDS if g == argv[0] and s)
+        if subs:
+            print(f"depthrl {argv[0]}: choose a subcommand: {', '.join(subs)}", file=sys.stderr)
+        else:
+            print(f"depthrl: unknown command {argv[0]!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    (group, sub), rest = resolved
+    module = importlib.import_module(COMMANDS[(group, sub)][0])
+    prog = f"depthrl {group}" + (f" {sub}" if sub else "")
+    args = tyro.cli(module.Args, args=rest, prog=prog, description=module.__doc__,
+                    config=(tyro.conf.FlagConversionOff,))
+    return int(module.main(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
