@@ -58,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     (group, sub), rest = resolved
     module = importlib.import_module(COMMANDS[(group, sub)][0])
     prog = f"depthrl {group}" + (f" {sub}" if sub else "")
-    args = tyro.cli(module.Args, args=rest, prog=prog, description=module.__doc__,
-                    config=(tyro.conf.FlagConversionOff,))
+    args = tyro.cli(module.Args, args=rest, prog=prog, description=module.__doc__)
     return int(module.main(args) or 0)
 
 
