@@ -1,0 +1,108 @@
+"""Output heads, tanh-Gaussian sampling, and the torso + head modules that agents use.
+
+Head init: every head is one Dense with the paper's variance-scaling(1/3, fan_in, uniform) kernel and zero
+bias, the same init as the torso (the paper's code uses one init throughout): kernel variance
+1 / (3 fan_in), so outputs start with a standard deviation of about rms(h) / sqrt(3), O(1) for normed
+features.
+Heads compute in float32 whatever the torso's dtype, so losses, log-probs and logits stay accurate
+under a bfloat16 torso.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from depthrl.networks.torso import NetworkConfig, ResidualTorso, bias_init, kernel_init
+
+
+def _head_dense(features: int, name: str | None = None) -> nn.Dense:
+    return nn.Dense(features, dtype=jnp.float32, kernel_init=kernel_init, bias_init=bias_init, name=name)
+
+
+class RepresentationHead(nn.Module):
+    """Linear map to a ``dim``-dimensional representation (CRL's phi(s, a) and psi(g)): ``[..., dim]``."""
+
+    dim: int
+
+    @nn.compact
+    def __call__(self, h: jax.Array) -> jax.Array:
+        return _head_dense(self.dim)(h.astype(jnp.float32))
+
+
+class TanhGaussianHead(nn.Module):
+    """``(mean, log_std)``, each ``[..., action_dim]``, of a Gaussian squashed by tanh (SAC's policy).
+
+    log_std is clipped to ``[log_std_min, log_std_max]``, as the paper's code does.
+    """
+
+    action_dim: int
+    log_std_min: float = -5.0
+    log_std_max: float = 2.0
+
+    @nn.compact
+    def __call__(self, h: jax.Array) -> tuple[jax.Array, jax.Array]:
+        h = h.astype(jnp.float32)
+        mean = _head_dense(self.action_dim, name="mean")(h)
+        log_std = _head_dense(self.action_dim, name="log_std")(h)
+        return mean, jnp.clip(log_std, self.log_std_min, self.log_std_max)
+
+
+class CategoricalValueHead(nn.Module):
+    """Logits ``[..., num_bins]`` of a categorical value distribution (HL-Gauss / two-hot / C51)."""
+
+    num_bins: int
+
+    @nn.compact
+    def __call__(self, h: jax.Array) -> jax.Array:
+        return _head_dense(self.num_bins)(h.astype(jnp.float32))
+
+
+class ScalarHead(nn.Module):
+    """One scalar per example: ``[..., width] -> [...]``."""
+
+    @nn.compact
+    def __call__(self, h: jax.Array) -> jax.Array:
+        return _head_dense(1)(h.astype(jnp.float32))[..., 0]
+
+
+def sample_tanh_gaussian(key: jax.Array, mean: jax.Array, log_std: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Reparameterised sample ``a = tanh(u)``, ``u ~ N(mean, exp(log_std))``, and its log-density.
+
+    ``mean, log_std: [..., action_dim]`` -> ``(action [..., action_dim], log_prob [...])``.
+    log p(a) = log N(u) - sum log(1 - tanh(u)^2), with the stable identity
+    log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)) (SAC, Haarnoja et al. 2018, App. C).
+    """
+    noise = jax.random.normal(key, mean.shape, mean.dtype)
+    pre_tanh = mean + jnp.exp(log_std) * noise
+    gaussian_log_prob = -0.5 * jnp.square(noise) - log_std - 0.5 * jnp.log(2 * jnp.pi)
+    log_det = 2.0 * (jnp.log(2.0) - pre_tanh - jax.nn.softplus(-2.0 * pre_tanh))
+    return jnp.tanh(pre_tanh), jnp.sum(gaussian_log_prob - log_det, axis=-1)
+
+
+def tanh_gaussian_mode(mean: jax.Array) -> jax.Array:
+    """Deterministic action: ``tanh(mean)`` (used for evaluation)."""
+    return jnp.tanh(mean)
+
+
+class Encoder(nn.Module):
+    """Residual torso + linear head: ``[..., in_dim] -> [..., out_dim]`` (CRL's phi(s, a) and psi(g))."""
+
+    config: NetworkConfig
+    out_dim: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return RepresentationHead(self.out_dim, name="head")(ResidualTorso(self.config, name="torso")(x))
+
+
+class GaussianPolicy(nn.Module):
+    """Residual torso + tanh-Gaussian head: ``obs [..., in_dim] -> (mean, log_std) [..., action_dim]``."""
+
+    config: NetworkConfig
+    action_dim: int
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return TanhGaussianHead(self.action_dim, name="head")(ResidualTorso(self.config, name="torso")(obs))

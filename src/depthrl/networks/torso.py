@@ -1,0 +1,214 @@
+"""The residual torso of "1000 Layer Networks for Self-Supervised RL" (Wang et al., 2025), Sec. 3 / Fig. 1.
+
+    x -> Dense(width) -> norm -> act           (stem)
+      -> num_blocks x [ h = h + block(h) ]      (block = layers_per_block x (Dense -> norm -> act))
+      -> [..., width]                           (no output Dense: heads add it)
+
+Depth counts the Dense layers inside residual blocks, as the paper does: depth 4 is one block.
+
+Two layouts compute the same function from the same weights:
+
+* ``unrolled``: a Python loop over per-block submodules. Params (torso subtree)::
+
+      {"stem": {kernel, bias}, "stem_norm": {...},
+       "block_0": {"dense_0": {kernel, bias}, "norm_0": {...}, ..., "dense_{L-1}", "norm_{L-1}"},
+       "block_1": {...}, ...}
+
+* ``scan``: one block definition run by ``nn.scan``; every block leaf is stacked on a leading axis of
+  size ``num_blocks``, so trace and compile time do not grow with depth::
+
+      {"stem": ..., "stem_norm": ..., "blocks": {"dense_0": {kernel: [num_blocks, width, width], ...}, ...}}
+
+``stack_block_params`` / ``unstack_block_params`` convert between the two. Norm params are absent with
+``norm="none"``. Each block sows the mean per-example L2 norm of its output (the residual stream after
+the skip) into the ``intermediates`` collection under ``out_norm``; ``diagnostics.block_activation_norms``
+reads it for either layout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from depthrl.errors import ConfigError, check_choice, check_positive
+
+NORMS = ("layernorm", "rmsnorm", "none")
+ACTIVATIONS = ("swish", "relu", "gelu", "tanh")
+LAYOUTS = ("auto", "scan", "unrolled")
+DTYPES = ("float32", "bfloat16")
+
+# layout="auto" unrolls up to this depth and scans above it. Measured on the 2-core CPU dev machine
+# (docs/benchmarks_network.md): unrolled is faster per step up to depth 16, but its compile time grows
+# linearly with depth (≈2× scan's at depth 16, ≈8× at 64) while scan's stays flat.
+AUTO_UNROLL_MAX_DEPTH = 16
+
+# Paper default (its `lecun_uniform`): variance scaling 1/3, fan-in, uniform; zero biases.
+kernel_init = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
+bias_init = nn.initializers.zeros_init()
+
+_ACTIVATION_FNS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "swish": nn.swish,
+    "relu": nn.relu,
+    "gelu": nn.gelu,
+    "tanh": jnp.tanh,
+}
+
+
+def check_depth(flag: str, depth: int, layers_per_block: int) -> None:
+    """Raise ConfigError unless ``depth`` is a positive multiple of ``layers_per_block``.
+
+    Never truncate silently (the paper code turns depth 6 into 4 layers); name the nearest valid depths.
+    """
+    if isinstance(depth, int) and depth > 0 and depth % layers_per_block == 0:
+        return
+    below = (depth // layers_per_block) * layers_per_block if isinstance(depth, int) else 0
+    above = below + layers_per_block
+    nearest = f"{below} or {above}" if below > 0 else f"{above}"
+    raise ConfigError(
+        flag,
+        depth,
+        f"depth {depth}: must be a positive multiple of --layers-per-block={layers_per_block}; "
+        f"nearest valid: {nearest}",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    """Architecture of one residual torso (the paper's Fig. 1)."""
+
+    depth: int = 4
+    """Dense layers in residual blocks, as the paper counts (4 = one block); a multiple of layers_per_block"""
+    width: int = 256
+    """Units of every hidden layer."""
+    layers_per_block: int = 4
+    """Dense layers per residual block (the paper uses 4)."""
+    norm: str = "layernorm"
+    """Normalisation after each Dense: layernorm | rmsnorm | none."""
+    activation: str = "swish"
+    """Nonlinearity after each norm: swish | relu | gelu | tanh."""
+    skip: bool = True
+    """Add the residual skip connection around each block (h = h + block(h))."""
+    layout: str = "auto"
+    """auto | scan | unrolled; auto unrolls up to depth 16 (faster steps), scans above (flat compile time)."""
+    remat: bool = False
+    """Rematerialise each block in the backward pass (less memory, about one more forward of compute)."""
+    dtype: str = "float32"
+    """Compute dtype of the torso: float32 | bfloat16."""
+    param_dtype: str = "float32"
+    """Storage dtype of the parameters: float32 | bfloat16."""
+
+    @property
+    def num_blocks(self) -> int:
+        return self.depth // self.layers_per_block
+
+    def resolved_layout(self) -> str:
+        """The layout actually built: ``auto`` resolved by depth."""
+        if self.layout != "auto":
+            return self.layout
+        return "unrolled" if self.depth <= AUTO_UNROLL_MAX_DEPTH else "scan"
+
+    def validate(self, depth_flag: str = "--depth") -> NetworkConfig:
+        """Raise ConfigError naming the flag of the first invalid field; return self for chaining."""
+        check_positive("--layers-per-block", self.layers_per_block)
+        check_depth(depth_flag, self.depth, self.layers_per_block)
+        check_positive("--width", self.width)
+        check_choice("--norm", self.norm, NORMS)
+        check_choice("--activation", self.activation, ACTIVATIONS)
+        check_choice("--layout", self.layout, LAYOUTS)
+        check_choice("--dtype", self.dtype, DTYPES)
+        check_choice("--param-dtype", self.param_dtype, DTYPES)
+        return self
+
+
+def _norm(config: NetworkConfig, name: str) -> Callable[[jax.Array], jax.Array]:
+    kwargs = dict(dtype=jnp.dtype(config.dtype), param_dtype=jnp.dtype(config.param_dtype), name=name)
+    if config.norm == "layernorm":
+        return nn.LayerNorm(**kwargs)
+    if config.norm == "rmsnorm":
+        return nn.RMSNorm(**kwargs)
+    return lambda h: h
+
+
+def _dense(config: NetworkConfig, name: str) -> nn.Dense:
+    return nn.Dense(
+        config.width,
+        dtype=jnp.dtype(config.dtype),
+        param_dtype=jnp.dtype(config.param_dtype),
+        kernel_init=kernel_init,
+        bias_init=bias_init,
+        name=name,
+    )
+
+
+class ResidualBlock(nn.Module):
+    """layers_per_block x (Dense -> norm -> act), with a skip around the whole block.
+
+    Signature ``(h, _) -> (h, None)`` so that ``nn.scan`` can run it directly (no wrapper level in the tree).
+    """
+
+    config: NetworkConfig
+
+    @nn.compact
+    def __call__(self, h: jax.Array, _: None = None) -> tuple[jax.Array, None]:
+        config = self.config
+        act = _ACTIVATION_FNS[config.activation]
+        out = h
+        for j in range(config.layers_per_block):
+            out = act(_norm(config, f"norm_{j}")(_dense(config, f"dense_{j}")(out)))
+        out = h + out if config.skip else out
+        # Mean per-example L2 norm of the residual stream: the per-block diagnostic (float32 for bf16 nets).
+        self.sow("intermediates", "out_norm", jnp.mean(jnp.linalg.norm(out.astype(jnp.float32), axis=-1)))
+        return out, None
+
+
+class ResidualTorso(nn.Module):
+    """``x: [..., in_dim] -> [..., width]``: stem, then ``depth / layers_per_block`` residual blocks."""
+
+    config: NetworkConfig
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        config = self.config.validate()  # depth 6 must fail here, never build 4 layers
+        act = _ACTIVATION_FNS[config.activation]
+        h = act(_norm(config, "stem_norm")(_dense(config, "stem")(x)))
+        if config.resolved_layout() == "scan":
+            # prevent_cse=False: inside scan the CSE barrier is unnecessary and slows the loop (flax docs).
+            block_cls = nn.remat(ResidualBlock, prevent_cse=False) if config.remat else ResidualBlock
+            blocks = nn.scan(
+                block_cls,
+                variable_axes={"params": 0, "intermediates": 0},
+                split_rngs={"params": True},
+                length=config.num_blocks,
+            )
+            h, _ = blocks(config, name="blocks")(h, None)
+        else:
+            block_cls = nn.remat(ResidualBlock) if config.remat else ResidualBlock
+            for i in range(config.num_blocks):
+                h, _ = block_cls(config, name=f"block_{i}")(h)
+        return h
+
+
+Params = Mapping[str, Any]
+
+
+def stack_block_params(unrolled_params: Params) -> dict[str, Any]:
+    """Torso params of the unrolled layout -> the scan layout (``block_i`` stacked into ``blocks``)."""
+    unrolled_params = dict(unrolled_params)
+    num_blocks = sum(1 for k in unrolled_params if k.startswith("block_"))
+    blocks = [unrolled_params.pop(f"block_{i}") for i in range(num_blocks)]
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *blocks)
+    return {**unrolled_params, "blocks": stacked}
+
+
+def unstack_block_params(scan_params: Params) -> dict[str, Any]:
+    """Torso params of the scan layout -> the unrolled layout (``blocks`` split into ``block_i``)."""
+    scan_params = dict(scan_params)
+    stacked = scan_params.pop("blocks")
+    num_blocks = jax.tree.leaves(stacked)[0].shape[0]
+    per_block = {f"block_{i}": jax.tree.map(lambda leaf, i=i: leaf[i], stacked) for i in range(num_blocks)}
+    return {**scan_params, **per_block}
