@@ -43,6 +43,8 @@ def _resolve(argv: list[str]) -> tuple[tuple[str, str | None], list[str]] | None
 def main(argv: list[str] | None = None) -> int:
     import tyro
 
+    from depthrl.errors import ConfigError
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
@@ -58,8 +60,31 @@ def main(argv: list[str] | None = None) -> int:
     (group, sub), rest = resolved
     module = importlib.import_module(COMMANDS[(group, sub)][0])
     prog = f"depthrl {group}" + (f" {sub}" if sub else "")
-    args = tyro.cli(module.Args, args=rest, prog=prog, description=module.__doc__)
-    return int(module.main(args) or 0)
+    default = None
+    presets = getattr(module, "PRESETS", None)
+    name = _preset_name(rest)
+    if presets is not None and name is not None:
+        if name not in presets:
+            print(f"{prog}: --preset={name!r} is invalid: choose one of {', '.join(presets)}", file=sys.stderr)
+            return 2
+        import dataclasses
+
+        default = dataclasses.replace(presets[name], preset=name)
+    try:
+        args = tyro.cli(module.Args, args=rest, prog=prog, description=module.__doc__, default=default)
+        return int(module.main(args) or 0)
+    except ConfigError as err:  # invalid values fail before any compute, naming the flag
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _preset_name(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == "--preset" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--preset="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 if __name__ == "__main__":

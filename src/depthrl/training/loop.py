@@ -1,0 +1,190 @@
+"""The jitted core of training: pure functions of a `TrainState` (PureJaxRL style).
+
+One epoch = collect `unroll_length` steps in `num_envs` envs (scan) → add to the replay buffer → run
+`sgd_steps_per_collect` SGD steps (scan), each sampling and relabelling its batch inside the jit. The
+epoch is one jit boundary; a leading seed axis is vmapped so several seeds train in one process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from depthrl.buffers import trajectory as buf
+from depthrl.envs.base import State
+from depthrl.errors import ConfigError, check_positive
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How much data, how it is collected and how often the agent is evaluated."""
+
+    num_envs: int = 64
+    """Parallel training envs."""
+    unroll_length: int = 50
+    """Env steps per env per collection (one epoch collects num_envs × unroll_length steps)."""
+    sgd_steps_per_collect: int = 32
+    """SGD steps after each collection (the update-to-data ratio)."""
+    total_env_steps: int = 2_000_000
+    """Training budget in env steps (all envs together, per seed); rounded up to whole epochs."""
+    buffer_size: int = 1_000_000
+    """Replay capacity in transitions (all envs together); rounded up to a multiple of --num-envs."""
+    prefill_steps: int = 0
+    """Env steps (all envs together) collected with uniform random actions before learning starts."""
+    eval_every: int = 100_000
+    """Evaluate, log and checkpoint every this many env steps (rounded up to whole epochs)."""
+    num_eval_envs: int = 64
+    """Episodes per evaluation (deterministic policy, separate eval envs)."""
+    num_seeds: int = 1
+    """Independent seeds trained together in one process (vmapped); metrics report mean and spread."""
+    seed: int = 0
+    """Base PRNG seed; seed i of --num-seeds uses a key folded from it."""
+
+    def validate(self) -> None:
+        for flag, v in (("--num-envs", self.num_envs), ("--sgd-steps-per-collect", self.sgd_steps_per_collect),
+                        ("--total-env-steps", self.total_env_steps), ("--buffer-size", self.buffer_size),
+                        ("--eval-every", self.eval_every), ("--num-eval-envs", self.num_eval_envs),
+                        ("--num-seeds", self.num_seeds)):
+            check_positive(flag, v)
+        if self.unroll_length < 2:
+            raise ConfigError("--unroll-length", self.unroll_length, "must be >= 2")
+        if self.prefill_steps < 0:
+            raise ConfigError("--prefill-steps", self.prefill_steps, "must be >= 0")
+        if self.rows_per_env < self.unroll_length:
+            raise ConfigError("--buffer-size", self.buffer_size,
+                              f"must hold at least one unroll: >= --num-envs × --unroll-length = "
+                              f"{self.num_envs * self.unroll_length}")
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.num_envs * self.unroll_length
+
+    @property
+    def rows_per_env(self) -> int:
+        return -(-self.buffer_size // self.num_envs)
+
+    @property
+    def prefill_epochs(self) -> int:
+        return -(-self.prefill_steps // self.steps_per_epoch)
+
+    @property
+    def num_epochs(self) -> int:
+        """Learning epochs (after prefill)."""
+        return max(1, -(-(self.total_env_steps - self.prefill_epochs * self.steps_per_epoch)
+                        // self.steps_per_epoch))
+
+    @property
+    def epochs_per_eval(self) -> int:
+        return max(1, -(-self.eval_every // self.steps_per_epoch))
+
+
+@struct.dataclass
+class TrainState:
+    agent: Any
+    env_state: State  # batched over num_envs
+    buffer: buf.BufferState
+    key: jax.Array
+    env_steps: jax.Array  # [] int32, per seed
+    epoch: jax.Array  # [] int32, learning epochs done (prefill excluded)
+
+
+def _episode_means(done: jax.Array, episode_metrics: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Average per-episode metrics over the episodes that ended in an unroll. done: [U, N]."""
+    count = jnp.sum(done)
+    out = {f"train/{k}": jnp.sum(v * done) / jnp.maximum(count, 1.0) for k, v in episode_metrics.items()}
+    out["train/episodes"] = count
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Trainer:
+    """Builds the pure init / epoch / eval functions for one (agent, env, config). Hashable."""
+
+    agent: Any  # has init(key), act(params, obs, key, deterministic), update(state, batch, key)
+    env: Any
+    eval_env: Any
+    config: TrainConfig
+
+    def init(self, key: jax.Array) -> TrainState:
+        agent_key, env_key, key = jax.random.split(key, 3)
+        spec = self.env.spec
+        env_state = jax.vmap(self.env.reset)(jax.random.split(env_key, self.config.num_envs))
+        buffer = buf.init(buf.transition_example(spec.state_dim, spec.action_dim), self.config.rows_per_env,
+                          self.config.num_envs)
+        return TrainState(agent=self.agent.init(agent_key), env_state=env_state, buffer=buffer, key=key,
+                          env_steps=jnp.zeros((), jnp.int32), epoch=jnp.zeros((), jnp.int32))
+
+    def _collect(self, ts: TrainState, key: jax.Array, random_actions: bool):
+        spec = self.env.spec
+        step_fn = jax.vmap(self.env.step)
+
+        def one_step(env_state, step_key):
+            if random_actions:
+                action = jax.random.uniform(step_key, (self.config.num_envs, spec.action_dim),
+                                            minval=spec.action_low, maxval=spec.action_high)
+            else:
+                action = self.agent.act(ts.agent.params, env_state.obs, step_key, deterministic=False)
+            next_state = step_fn(env_state, action)
+            record = {"state": env_state.obs[:, : spec.state_dim], "action": action}
+            return next_state, (record, next_state.done, next_state.info["episode_metrics"])
+
+        keys = jax.random.split(key, self.config.unroll_length)
+        env_state, (chunk, done, episode_metrics) = jax.lax.scan(one_step, ts.env_state, keys)
+        buffer = buf.add(ts.buffer, chunk)
+        ts = ts.replace(env_state=env_state, buffer=buffer,
+                        env_steps=ts.env_steps + self.config.steps_per_epoch)
+        return ts, _episode_means(done, episode_metrics)
+
+    def prefill_epoch(self, ts: TrainState) -> TrainState:
+        key, collect_key = jax.random.split(ts.key)
+        ts, _ = self._collect(ts.replace(key=key), collect_key, random_actions=True)
+        return ts
+
+    def epoch(self, ts: TrainState) -> tuple[TrainState, dict[str, jax.Array]]:
+        """Collect one unroll, then run the SGD steps. Returns metrics averaged over the SGD steps."""
+        cfg = self.config
+        key, collect_key, sgd_key = jax.random.split(ts.key, 3)
+        ts, collect_metrics = self._collect(ts.replace(key=key), collect_key, random_actions=False)
+
+        def sgd_step(agent_state, step_key):
+            sample_key, update_key = jax.random.split(step_key)
+            return self.agent.update(agent_state, self.sample_batch(ts, sample_key), update_key)
+
+        agent_state, sgd_metrics = jax.lax.scan(sgd_step, ts.agent,
+                                                jax.random.split(sgd_key, cfg.sgd_steps_per_collect))
+        metrics = {**jax.tree.map(jnp.mean, sgd_metrics), **collect_metrics}
+        return ts.replace(agent=agent_state, epoch=ts.epoch + 1), metrics
+
+    def sample_batch(self, ts: TrainState, key: jax.Array) -> dict[str, jax.Array]:
+        """A relabelled batch (state, action, goal = a future state's goal coordinates) from the buffer."""
+        spec, agent_cfg = self.env.spec, self.agent.config
+        current, future, _ = buf.sample_with_future(ts.buffer, key, agent_cfg.batch_size, spec.episode_length,
+                                                    agent_cfg.discount)
+        return {"state": current["state"], "action": current["action"],
+                "goal": future["state"][:, jnp.asarray(spec.goal_indices)]}
+
+    def diagnostics(self, ts: TrainState, key: jax.Array) -> dict[str, jax.Array]:
+        return self.agent.diagnostics(ts.agent, self.sample_batch(ts, key))
+
+    def evaluate(self, agent_params: Any, key: jax.Array, return_positions: bool = False):
+        """Run num_eval_envs deterministic episodes from reset; episode metrics of each (and positions).
+
+        Returns (metrics: name -> [num_eval_envs], positions [T, num_eval_envs, 2] or None, goals [E, G]).
+        """
+        spec = self.eval_env.spec
+        state = jax.vmap(self.eval_env.reset)(jax.random.split(key, self.config.num_eval_envs))
+        step_fn = jax.vmap(self.eval_env.step)
+        goals = state.obs[:, spec.state_dim:]
+
+        def one_step(env_state, _):
+            action = self.agent.act(agent_params, env_state.obs, key, deterministic=True)
+            next_state = step_fn(env_state, action)
+            return next_state, (env_state.obs[:, :2], next_state.info["episode_metrics"])
+
+        _, (positions, episode_metrics) = jax.lax.scan(one_step, state, None, length=spec.episode_length)
+        final = jax.tree.map(lambda m: m[-1], episode_metrics)  # the episode ends on the last step
+        return final, (positions if return_positions else None), goals
