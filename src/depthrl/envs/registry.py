@@ -1,0 +1,141 @@
+"""Registered environments and `EnvConfig`, the env flags shared by every trainer.
+
+`make_envs(EnvConfig(...))` returns `(train_env, eval_env)`, each an `EpisodeWrapper` over a
+`VmapWrapper` batch: call `reset(keys [N, ...])` and `step(state, actions [N, action_dim])`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from depthrl.envs.maze import BUILTIN_LAYOUTS, Layout, PointMaze, parse_layout
+from depthrl.envs.stitching import longest_path, stitching_pairs
+from depthrl.envs.wrappers import EpisodeWrapper, VmapWrapper
+from depthrl.errors import ConfigError, check_positive
+
+# name -> (built-in layout or None when --layout is required, description)
+ENVS: dict[str, tuple[str | None, str]] = {
+    "point-maze": (None, "Point mass in the maze given by --layout (built-in name, file or ASCII rows)."),
+    "point-maze-u": ("u", "Point mass, U-maze: the goals in the far arm lie behind a wall."),
+    "point-maze-u4": ("u4", "Point mass, U4-maze (as the paper's Ant U4-maze): 10 cells round the wall."),
+    "point-maze-u5": ("u5", "Point mass, U5-maze (as the paper's Ant U5-maze): 16 cells round the wall."),
+    "point-maze-big": ("big", "Point mass, JaxGCRL big maze (6x6 interior)."),
+    "point-maze-hardest": ("hardest", "Point mass, JaxGCRL hardest maze (10x7 interior)."),
+    "point-maze-open": ("open", "Point mass in a 5x5 open room: start and goal anywhere."),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvConfig:
+    """Which environment to train and evaluate on."""
+
+    env: str = "point-maze-u"
+    """Registered environment name (`depthrl envs` lists them)."""
+    layout: str | None = None
+    """Maze for --env point-maze: a built-in name, a file, or ASCII rows separated by '/' (# . R G B)."""
+    episode_length: int | None = None
+    """Steps per episode (None = the env's default, sized to the maze)."""
+    success_radius: float | None = None
+    """Distance (in cells) within which the mass is at the goal (None = the env's default, 0.5)."""
+    random_start: bool = False
+    """Start episodes anywhere free instead of at the reset cells (not with --stitching)."""
+    stitching: bool = False
+    """Stitching protocol: train on start/goal cells <= --stitch-train-max apart, evaluate on longer pairs."""
+    stitch_train_max: int = 3
+    """With --stitching: largest shortest-path distance (cells) between training start and goal."""
+    stitch_eval_min: int = 4
+    """With --stitching: smallest shortest-path distance (cells) between evaluation start and goal."""
+    stitch_eval_max: int = 6
+    """With --stitching: largest shortest-path distance (cells) between evaluation start and goal."""
+
+    def validate(self) -> EnvConfig:
+        """Raise ConfigError naming the flag at fault; return self so calls can chain."""
+        if self.env not in ENVS:
+            raise ConfigError("--env", self.env, f"choose one of {', '.join(ENVS)}")
+        builtin, _ = ENVS[self.env]
+        if builtin is None and self.layout is None:
+            raise ConfigError(
+                "--layout",
+                None,
+                f"--env point-maze needs --layout (one of {', '.join(BUILTIN_LAYOUTS)}, "
+                "a file, or ASCII rows separated by '/')",
+            )
+        if builtin is not None and self.layout is not None:
+            raise ConfigError(
+                "--layout", self.layout, f"only with --env point-maze ({self.env} has its own maze)"
+            )
+        layout = self.maze_layout()
+        if self.episode_length is not None:
+            check_positive("--episode-length", self.episode_length)
+        if self.success_radius is not None:
+            check_positive("--success-radius", self.success_radius)
+        defaults = EnvConfig()
+        if not self.stitching:
+            for flag, name in (
+                ("--stitch-train-max", "stitch_train_max"),
+                ("--stitch-eval-min", "stitch_eval_min"),
+                ("--stitch-eval-max", "stitch_eval_max"),
+            ):
+                if getattr(self, name) != getattr(defaults, name):
+                    raise ConfigError(flag, getattr(self, name), "only used with --stitching")
+            return self
+        if self.random_start:
+            raise ConfigError("--random-start", True, "not with --stitching (the pairs fix the start cells)")
+        check_positive("--stitch-train-max", self.stitch_train_max)
+        if self.stitch_eval_min <= self.stitch_train_max:
+            raise ConfigError(
+                "--stitch-eval-min",
+                self.stitch_eval_min,
+                f"must exceed --stitch-train-max={self.stitch_train_max} "
+                "so evaluation pairs are never trained on",
+            )
+        if self.stitch_eval_max < self.stitch_eval_min:
+            raise ConfigError(
+                "--stitch-eval-max",
+                self.stitch_eval_max,
+                f"must be >= --stitch-eval-min={self.stitch_eval_min}",
+            )
+        if not stitching_pairs(layout, self.stitch_eval_min, self.stitch_eval_max):
+            raise ConfigError(
+                "--stitch-eval-min",
+                self.stitch_eval_min,
+                f"no two cells of maze {layout.name!r} are "
+                f"{self.stitch_eval_min}..{self.stitch_eval_max} cells apart "
+                f"(its longest shortest path is {longest_path(layout)} cells)",
+            )
+        return self
+
+    def maze_layout(self) -> Layout:
+        builtin, _ = ENVS[self.env]
+        return parse_layout(builtin if builtin is not None else self.layout)
+
+
+def make_envs(cfg: EnvConfig) -> tuple[EpisodeWrapper, EpisodeWrapper]:
+    """(train_env, eval_env), both batched with time limit, auto-reset and episode metrics.
+
+    Without stitching the two are the same env. With stitching the training env samples only short
+    pairs and the evaluation env only long ones; both share the episode length.
+    """
+    cfg.validate()
+    layout = cfg.maze_layout()
+    common = dict(layout=layout, name=cfg.env, random_start=cfg.random_start)
+    if cfg.success_radius is not None:
+        common["success_radius"] = cfg.success_radius
+    if cfg.stitching:
+        train = PointMaze(pairs=stitching_pairs(layout, 1, cfg.stitch_train_max), **common)
+        evaluation = PointMaze(
+            pairs=stitching_pairs(layout, cfg.stitch_eval_min, cfg.stitch_eval_max), **common
+        )
+    else:
+        train = evaluation = PointMaze(**common)
+    length = cfg.episode_length or max(train.default_episode_length, evaluation.default_episode_length)
+    return EpisodeWrapper(VmapWrapper(train), length), EpisodeWrapper(VmapWrapper(evaluation), length)
+
+
+def list_envs() -> list[tuple[str, int, int, str]]:
+    """(name, obs_dim, action_dim, description) of every registered env."""
+    rows = []
+    for name, (builtin, description) in ENVS.items():
+        spec = PointMaze(builtin or "open").spec  # every point maze shares the dims
+        rows.append((name, spec.obs_dim, spec.action_dim, description))
+    return rows
