@@ -1,7 +1,10 @@
 """Registered environments and `EnvConfig`, the env flags shared by every trainer.
 
-`make_envs(EnvConfig(...))` returns `(train_env, eval_env)`, each an `EpisodeWrapper` over a
-`VmapWrapper` batch: call `reset(keys [N, ...])` and `step(state, actions [N, action_dim])`.
+`make_envs(EnvConfig(...))` returns `(train_env, eval_env)`, each one env with time limit, auto-reset
+and episode metrics (`EpisodeWrapper`); batch them with `jax.vmap(env.reset)(keys [N, ...])` and
+`jax.vmap(env.step)(state, actions [N, action_dim])`. `batched_envs` returns the same envs batched
+(`EpisodeWrapper(VmapWrapper(env))`, `reset(keys)`, `step(state, actions)`): identical results, but the
+auto-reset is computed only on steps where an episode ends (faster for long episodes).
 """
 
 from __future__ import annotations
@@ -111,11 +114,22 @@ class EnvConfig:
 
 
 def make_envs(cfg: EnvConfig) -> tuple[EpisodeWrapper, EpisodeWrapper]:
-    """(train_env, eval_env), both batched with time limit, auto-reset and episode metrics.
+    """(train_env, eval_env), single envs with time limit, auto-reset and episode metrics (vmap them).
 
     Without stitching the two are the same env. With stitching the training env samples only short
     pairs and the evaluation env only long ones; both share the episode length.
     """
+    train, evaluation, length = _point_mazes(cfg)
+    return EpisodeWrapper(train, length), EpisodeWrapper(evaluation, length)
+
+
+def batched_envs(cfg: EnvConfig) -> tuple[EpisodeWrapper, EpisodeWrapper]:
+    """`make_envs` batched: `reset(keys [N, ...])`, `step(state, actions [N, action_dim])`."""
+    train, evaluation, length = _point_mazes(cfg)
+    return EpisodeWrapper(VmapWrapper(train), length), EpisodeWrapper(VmapWrapper(evaluation), length)
+
+
+def _point_mazes(cfg: EnvConfig) -> tuple[PointMaze, PointMaze, int]:
     cfg.validate()
     layout = cfg.maze_layout()
     common = dict(layout=layout, name=cfg.env, random_start=cfg.random_start)
@@ -129,7 +143,7 @@ def make_envs(cfg: EnvConfig) -> tuple[EpisodeWrapper, EpisodeWrapper]:
     else:
         train = evaluation = PointMaze(**common)
     length = cfg.episode_length or max(train.default_episode_length, evaluation.default_episode_length)
-    return EpisodeWrapper(VmapWrapper(train), length), EpisodeWrapper(VmapWrapper(evaluation), length)
+    return train, evaluation, length
 
 
 def list_envs() -> list[tuple[str, int, int, str]]:

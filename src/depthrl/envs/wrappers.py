@@ -1,13 +1,16 @@
 """Wrappers: a time limit with auto-reset and episode metrics, and a batch (vmap) wrapper.
 
-Typical use (what `registry.make_envs` returns): `env = EpisodeWrapper(VmapWrapper(PointMaze("u")), 100)`,
-then `state = env.reset(keys)` with keys [N, ...] and `state = env.step(state, actions)` with
-actions [N, action_dim]; every leaf of `state` gains a leading axis N.
+Two equivalent ways to run N envs (every leaf of the state gains a leading axis N):
+  env = EpisodeWrapper(PointMaze("u"), 100)                   # what `registry.make_envs` returns
+  state = jax.vmap(env.reset)(keys); state = jax.vmap(env.step)(state, actions)
+or
+  env = EpisodeWrapper(VmapWrapper(PointMaze("u")), 100)      # `registry.batched_envs`
+  state = env.reset(keys); state = env.step(state, actions)
 
-`EpisodeWrapper` works on one env or on a batch. Wrapping the batch (as above) lets it compute the
-auto-reset only on steps where some episode ends (a `lax.cond` on `any(done)`): with synchronised episodes
-that is one reset per episode instead of one per step (≈ 4× faster for the point maze). Vmapping a
-per-env `EpisodeWrapper` gives the same results but computes a reset every step.
+`EpisodeWrapper` works on one env or on a batch, with identical results. Wrapping the batch lets it
+compute the auto-reset only on steps where some episode ends (a `lax.cond` on `any(done)`): with
+synchronised episodes that is one reset per episode instead of one per step (vmap turns the cond of a
+per-env wrapper into a select, which computes the reset every step).
 """
 
 from __future__ import annotations
