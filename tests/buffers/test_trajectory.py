@@ -29,7 +29,8 @@ def test_ring_keeps_the_newest_rows():
 def test_samples_stay_in_episode_and_in_buffer(rows_per_env, total):
     L = 10
     state = _fill(rows_per_env, 3, total, 5)
-    cur, fut, k = buf.sample_with_future(state, jax.random.PRNGKey(1), 4096, L, 0.9)
+    cur, nxt, fut, k = buf.sample_with_future(state, jax.random.PRNGKey(1), 4096, L, 0.9)
+    np.testing.assert_array_equal(nxt["state"][:, 0], cur["state"][:, 0] + 1)
     t, t_future = np.asarray(cur["state"][:, 0]), np.asarray(fut["state"][:, 0])
     oldest = max(0, total - rows_per_env)
     assert np.all(cur["state"][:, 1] == fut["state"][:, 1])  # same env
@@ -44,7 +45,7 @@ def test_samples_stay_in_episode_and_in_buffer(rows_per_env, total):
 def test_row_sampling_is_uniform():
     L = 5
     state = _fill(64, 1, 40, 8)
-    cur, _, _ = buf.sample_with_future(state, jax.random.PRNGKey(2), 64_000, L, 0.5)
+    cur, _, _, _ = buf.sample_with_future(state, jax.random.PRNGKey(2), 64_000, L, 0.5)
     counts = np.bincount(np.asarray(cur["state"][:, 0]).astype(int), minlength=40)
     valid = counts[[r for r in range(39) if r % L != L - 1]]
     assert valid.min() > 0.85 * valid.mean() and valid.max() < 1.15 * valid.mean()
@@ -62,7 +63,7 @@ def test_truncated_geometric_matches_its_distribution():
 def test_offsets_truncated_at_episode_end():
     L, gamma = 20, 0.99  # long horizon: many offsets want to run past the episode
     state = _fill(200, 2, 200, 10)
-    cur, _, k = buf.sample_with_future(state, jax.random.PRNGKey(4), 20_000, L, gamma)
+    cur, _, _, k = buf.sample_with_future(state, jax.random.PRNGKey(4), 20_000, L, gamma)
     t = np.asarray(cur["state"][:, 0]).astype(int)
     k = np.asarray(k)
     last = t % L == L - 2  # one step left: the only possible offset is 1

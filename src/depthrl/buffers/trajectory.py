@@ -78,11 +78,12 @@ def truncated_geometric(key: jax.Array, gamma: float, max_offset: jax.Array) -> 
 
 def sample_with_future(
     state: BufferState, key: jax.Array, batch_size: int, episode_length: int, gamma: float
-) -> tuple[dict[str, jax.Array], dict[str, jax.Array], jax.Array]:
+) -> tuple[dict[str, jax.Array], dict[str, jax.Array], dict[str, jax.Array], jax.Array]:
     """Sample (row, future row) pairs. Requires num_sampleable(state) > 0.
 
-    Returns (current, future, offsets): current/future map field -> [batch_size, ...] (the row and the
-    relabelled future row of the same env and episode), offsets [batch_size] int32 (k ≥ 1).
+    Returns (current, following, future, offsets): each of current/following/future maps field ->
+    [batch_size, ...]: the row, the next row (same episode, so (current, following) is a transition) and
+    the relabelled future row of the same env and episode; offsets [batch_size] int32 (k ≥ 1).
     """
     rows = next(iter(state.data.values())).shape[0]
     num_envs = next(iter(state.data.values())).shape[1]
@@ -98,8 +99,9 @@ def sample_with_future(
     offsets = truncated_geometric(offset_key, gamma, max_offset)
     future_row = row + offsets
     current = {k: v[row % rows, env] for k, v in state.data.items()}
+    following = {k: v[(row + 1) % rows, env] for k, v in state.data.items()}
     future = {k: v[future_row % rows, env] for k, v in state.data.items()}
-    return current, future, offsets
+    return current, following, future, offsets
 
 
 def transition_example(state_dim: int, action_dim: int) -> dict[str, Any]:

@@ -160,11 +160,15 @@ class Trainer:
         return ts.replace(agent=agent_state, epoch=ts.epoch + 1), metrics
 
     def sample_batch(self, ts: TrainState, key: jax.Array) -> dict[str, jax.Array]:
-        """A relabelled batch (state, action, goal = a future state's goal coordinates) from the buffer."""
+        """A relabelled batch from the buffer, the same for every goal-conditioned agent:
+
+        state, action, next_state [B, ...] (a transition of one episode) and goal [B, goal_dim] = the goal
+        coordinates of a future state of the same episode (hindsight relabelling, geometric offset).
+        """
         spec, agent_cfg = self.env.spec, self.agent.config
-        current, future, _ = buf.sample_with_future(ts.buffer, key, agent_cfg.batch_size, spec.episode_length,
-                                                    agent_cfg.discount)
-        return {"state": current["state"], "action": current["action"],
+        current, following, future, _ = buf.sample_with_future(ts.buffer, key, agent_cfg.batch_size,
+                                                               spec.episode_length, agent_cfg.discount)
+        return {"state": current["state"], "action": current["action"], "next_state": following["state"],
                 "goal": future["state"][:, jnp.asarray(spec.goal_indices)]}
 
     def diagnostics(self, ts: TrainState, key: jax.Array) -> dict[str, jax.Array]:

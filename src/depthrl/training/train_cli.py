@@ -109,3 +109,19 @@ def main(args: Args) -> int:
               f"{last['wall_time']:.0f} s)")
     print(f"run directory: {options.run_dir}  (plots in {options.run_dir / 'plots'})")
     return 0
+
+
+def load_run(run_dir: Path):
+    """(trainer, state) of a run directory, restored from its newest valid checkpoint (no code executed)."""
+    import jax
+
+    from depthrl.training import checkpoint as ckpt
+
+    args = runner.load_config(run_dir, Args)
+    trainer = build(args)
+    cfg = trainer.config
+    abstract = jax.eval_shape(jax.vmap(trainer.init), runner.seed_keys(cfg.seed, cfg.num_seeds))
+    path = ckpt.latest_good(run_dir / "checkpoints")
+    if path is None:
+        raise ConfigError("RUN_DIR", str(run_dir), "has no valid checkpoint")
+    return trainer, ckpt.restore(path, abstract)

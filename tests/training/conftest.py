@@ -1,0 +1,36 @@
+import dataclasses
+
+import pytest
+
+from depthrl.agents.crl import CRLConfig
+from depthrl.envs.registry import EnvConfig
+from depthrl.training.loop import TrainConfig
+from depthrl.training.train_cli import Args
+
+# A 3x4 room: start top-left, goal bottom-right (about 3 cells apart).
+TINY_ROOM = "######/#R...#/#....#/#...G#/######"
+
+
+@pytest.fixture
+def tiny_args(tmp_path):
+    """A CRL config small enough to compile and run in seconds on 2 cores."""
+
+    def make(**train_overrides):
+        train = dict(num_envs=16, unroll_length=25, sgd_steps_per_collect=4, total_env_steps=1600,
+                     eval_every=800, num_eval_envs=8, buffer_size=4000)
+        train.update(train_overrides)
+        return Args(
+            env=EnvConfig(env="point-maze", layout=TINY_ROOM, episode_length=50),
+            agent=CRLConfig(depth=4, width=16, repr_dim=8, batch_size=32),
+            train=TrainConfig(**train),
+            run_dir=str(tmp_path / "run"),
+            progress=False,
+            plots=False,
+            tensorboard=False,
+        )
+
+    return make
+
+
+def replace(args, **kw):
+    return dataclasses.replace(args, **kw)

@@ -1,0 +1,109 @@
+"""CRL end to end: learning, resume ≡ uninterrupted, determinism, seeds, run directory, plots."""
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from depthrl.agents.crl import CRLConfig
+from depthrl.envs.registry import EnvConfig
+from depthrl.errors import ConfigError
+from depthrl.training import checkpoint as ckpt
+from depthrl.training import runner
+from depthrl.training.loop import TrainConfig
+from depthrl.training.train_cli import Args, main
+
+TINY_ROOM = "######/#R...#/#....#/#...G#/######"  # same room as conftest.tiny_args
+
+
+def _final(run_dir) -> dict:
+    return runner.read_metrics(Path(run_dir))[-1]
+
+
+def test_crl_learns_a_small_maze_in_about_a_minute(tmp_path):
+    """The agent must actually learn: success >= 0.8 on a small room from a fixed start."""
+    args = Args(
+        env=EnvConfig(env="point-maze", layout=TINY_ROOM, episode_length=50),
+        agent=CRLConfig(depth=4, width=64, batch_size=256),
+        train=TrainConfig(num_envs=32, unroll_length=50, sgd_steps_per_collect=16, total_env_steps=160_000,
+                          eval_every=40_000, num_eval_envs=128),
+        run_dir=str(tmp_path / "learn"), progress=False, plots=False, tensorboard=False)
+    assert main(args) == 0
+    rows = runner.read_metrics(tmp_path / "learn")
+    best_last_two = max(r["eval/success"] for r in rows[-2:])
+    assert best_last_two >= 0.8, [r["eval/success"] for r in rows]
+
+
+def test_run_directory_contents_and_resume_equals_uninterrupted(tiny_args, tmp_path):
+    args = tiny_args()  # 4 epochs of 400 steps, eval + checkpoint every 2
+    assert main(args) == 0
+    run = Path(args.run_dir)
+    config = json.loads((run / "config.json").read_text())
+    assert config["agent"]["depth"] == 4 and config["env"]["layout"] == TINY_ROOM
+    rows = runner.read_metrics(run)
+    assert [r["epoch"] for r in rows] == [2, 4]
+    assert {"eval/success", "eval/time_at_goal", "eval/final_distance", "critic/accuracy", "alpha/value",
+            "actor/entropy", "critic/grad_norm", "diag/sa_encoder_effective_rank"} <= set(rows[-1])
+    assert [p.name for p in ckpt.list_checkpoints(run / "checkpoints")] == ["epoch_00000002", "epoch_00000004"]
+
+    # Simulate a kill after epoch 2: drop the last checkpoint and a torn metrics line, then resume.
+    killed = tmp_path / "killed"
+    shutil.copytree(run, killed)
+    shutil.rmtree(killed / "checkpoints" / "epoch_00000004")
+    lines = (killed / "metrics.jsonl").read_text().splitlines()
+    (killed / "metrics.jsonl").write_text(lines[0] + "\n" + lines[1][:20])
+    assert main(dataclasses.replace(args, run_dir="ignored", resume=str(killed))) == 0
+    resumed = runner.read_metrics(killed)
+    assert [r["epoch"] for r in resumed] == [2, 4]
+    for key in ("eval/success", "eval/time_at_goal", "eval/final_distance", "critic/loss", "actor/loss"):
+        assert resumed[-1][key] == rows[-1][key], key
+
+
+def test_same_seed_same_metrics_and_other_seed_differs(tiny_args, tmp_path):
+    a = tiny_args(total_env_steps=800)
+    assert main(a) == 0
+    b = dataclasses.replace(a, run_dir=str(tmp_path / "again"))
+    assert main(b) == 0
+    c = dataclasses.replace(a, run_dir=str(tmp_path / "other"), train=dataclasses.replace(a.train, seed=7))
+    assert main(c) == 0
+    assert _final(a.run_dir)["critic/loss"] == _final(b.run_dir)["critic/loss"]
+    assert _final(a.run_dir)["critic/loss"] != _final(c.run_dir)["critic/loss"]
+
+
+def test_vmapped_seeds_match_separate_runs(tiny_args, tmp_path):
+    one = tiny_args(total_env_steps=800)
+    two = dataclasses.replace(one, run_dir=str(tmp_path / "two"), train=dataclasses.replace(one.train, num_seeds=2))
+    assert main(one) == 0 and main(two) == 0
+    single, pair = _final(one.run_dir), _final(two.run_dir)
+    assert "eval/success_std" in pair and len(pair["critic/loss_per_seed"]) == 2
+    # seed 0 of the vmapped pair is the single run (up to float reassociation under vmap)
+    np.testing.assert_allclose(pair["critic/loss_per_seed"][0], single["critic/loss"], rtol=1e-3)
+
+
+def test_existing_run_dir_needs_overwrite(tiny_args):
+    args = tiny_args(total_env_steps=400, eval_every=400)
+    assert main(args) == 0
+    with pytest.raises(ConfigError, match="--run-dir"):
+        main(args)
+    assert main(dataclasses.replace(args, overwrite=True)) == 0
+
+
+def test_resume_errors(tiny_args, tmp_path):
+    with pytest.raises(ConfigError, match="--resume"):
+        main(dataclasses.replace(tiny_args(), resume=str(tmp_path)))  # not a run directory
+    args = tiny_args(total_env_steps=400, eval_every=400)
+    assert main(args) == 0
+    conflicting = dataclasses.replace(args, resume=args.run_dir, agent=dataclasses.replace(args.agent, depth=8))
+    with pytest.raises(ConfigError, match="--depth"):
+        main(conflicting)
+
+
+def test_plots_are_written(tiny_args):
+    args = dataclasses.replace(tiny_args(total_env_steps=400, eval_every=400), plots=True)
+    assert main(args) == 0
+    plots = Path(args.run_dir) / "plots"
+    for name in ("learning_curves.png", "trajectories.png", "q_heatmap.png"):
+        assert (plots / name).stat().st_size > 5_000, name
