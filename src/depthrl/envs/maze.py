@@ -185,7 +185,9 @@ def parse_layout(source: str | Layout) -> Layout:
     if "\n" not in text and os.path.isfile(text):
         with open(text) as f:
             return _parse(f.read(), name=text, source=source)
-    if "\n" not in text and set(text) - set(LAYOUT_CHARS + "/ \t\r"):
+    body = [ch for ch in text if ch not in "/ \t\r\n"]
+    looks_ascii = "\n" in text or sum(ch in LAYOUT_CHARS for ch in body) >= 0.5 * len(body)
+    if not looks_ascii:  # a mistyped name or a missing file, not a maze with a typo
         raise ConfigError(
             "--layout",
             source,
@@ -206,10 +208,10 @@ def _parse(text: str, name: str, source: str) -> Layout:
     for r, row in enumerate(rows):
         for c, ch in enumerate(row):
             if ch not in LAYOUT_CHARS:
-                raise fail(f"unknown character {ch!r} at row {r}, column {c} ({_CHAR_HELP})")
+                raise fail(f"unknown character {ch!r} at row {r}, column {c}, counting from 0 ({_CHAR_HELP})")
         if len(row) != len(rows[0]):
             raise fail(
-                f"row {r} has {len(row)} columns but row 0 has {len(rows[0])}: rows must be equally long"
+                f"row {r} (from 0) has {len(row)} columns but row 0 has {len(rows[0])}: rows must match"
             )
     layout = Layout(tuple(rows), name=name)
     if len(layout.reset_indices) == 0:
@@ -223,7 +225,7 @@ def _parse(text: str, name: str, source: str) -> Layout:
                 (gr, gc), (sr, sc) = layout.free_cells[g], layout.free_cells[s]
                 raise fail(
                     f"goal cell at row {gr}, column {gc} is unreachable from "
-                    f"reset cell at row {sr}, column {sc}"
+                    f"reset cell at row {sr}, column {sc} (counting from 0)"
                 )
     return layout
 
@@ -332,16 +334,20 @@ class PointMaze:
     def reset(self, key: jax.Array) -> State:
         starts, goals = self._start_and_goal_cells
         start_xy, goal_xy = self.layout.centers(starts), self.layout.centers(goals)
-        k_cell, k_noise = jax.random.split(key)
+        # One draw of 6 uniforms (one hash: resets run every step under a vmapped auto-reset).
+        u = jax.random.uniform(key, (6,), jnp.float32)
+        pick = lambda x, n: jnp.minimum((x * n).astype(jnp.int32), n - 1)
         if self.pairs is not None:
-            i = jax.random.randint(k_cell, (), 0, len(starts))
+            i = pick(u[0], len(starts))
             start, goal = jnp.asarray(start_xy)[i], jnp.asarray(goal_xy)[i]
         else:
-            i = jax.random.randint(k_cell, (2,), 0, np.array([len(starts), len(goals)]))
-            start, goal = jnp.asarray(start_xy)[i[0]], jnp.asarray(goal_xy)[i[1]]
+            start, goal = (
+                jnp.asarray(start_xy)[pick(u[0], len(starts))],
+                jnp.asarray(goal_xy)[pick(u[1], len(goals))],
+            )
         start_noise = (0.5 - self.radius) * 0.999 if self.random_start else self.reset_noise
         scale = jnp.array([start_noise, start_noise, self.goal_noise, self.goal_noise], jnp.float32)
-        noise = jax.random.uniform(k_noise, (4,), jnp.float32, -1.0, 1.0) * scale
+        noise = (2.0 * u[2:] - 1.0) * scale
         physics = PointState(pos=start + noise[:2], vel=jnp.zeros(2, jnp.float32), goal=goal + noise[2:])
         return self._state(physics, done=jnp.zeros((), jnp.float32))
 

@@ -1,0 +1,113 @@
+"""Benchmark env steps/s: the jitted, batched step with auto-reset and random actions.
+
+One measurement is `--steps` steps of `--num-envs` envs scanned inside one jit (actions drawn inside the
+scan); steps/s counts env steps (num_envs × steps) per second, median over `--repeats` measurements.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json as jsonlib
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+
+from depthrl.envs.registry import EnvConfig, batched_envs
+
+
+@dataclasses.dataclass(frozen=True)
+class Args:
+    env: str = "point-maze-u"
+    """Registered environment name (`depthrl envs` lists them)."""
+    layout: str | None = None
+    """Maze for --env point-maze: a built-in name, a file, or ASCII rows separated by '/'."""
+    num_envs: int = 1024
+    """Number of envs stepped in parallel (vmap)."""
+    steps: int = 1000
+    """Steps per measurement, scanned inside one jit."""
+    repeats: int = 5
+    """Number of timed measurements (after one warm-up); the median is reported."""
+    json: bool = False
+    """Print one JSON line instead of a text summary."""
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def measure(args: Args) -> dict:
+    """Compile and time the rollout; return the results as a dict."""
+    from depthrl.errors import check_positive
+
+    for flag, value in (("--num-envs", args.num_envs), ("--steps", args.steps), ("--repeats", args.repeats)):
+        check_positive(flag, value)
+    env, _ = batched_envs(EnvConfig(env=args.env, layout=args.layout))
+    spec = env.spec
+
+    def rollout(state, key):
+        def body(carry, _):
+            state, key = carry
+            key, action_key = jax.random.split(key)
+            actions = jax.random.uniform(
+                action_key, (args.num_envs, spec.action_dim), minval=spec.action_low, maxval=spec.action_high
+            )
+            state = env.step(state, actions)
+            return (state, key), state.info["at_goal"].mean()
+
+        (state, key), at_goal = jax.lax.scan(body, (state, key), None, length=args.steps)
+        return state, key, at_goal.mean()
+
+    reset_key, run_key = jax.random.split(jax.random.PRNGKey(0))
+    state = jax.jit(env.reset)(jax.random.split(reset_key, args.num_envs))
+    start = time.perf_counter()
+    compiled = jax.jit(rollout).lower(state, run_key).compile()
+    compile_s = time.perf_counter() - start
+    state, key, _ = jax.block_until_ready(compiled(state, run_key))  # warm-up
+    times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        state, key, at_goal = jax.block_until_ready(compiled(state, key))
+        times.append(time.perf_counter() - start)
+    env_steps = args.num_envs * args.steps
+    return {
+        "bench": "env",
+        "env": args.env,
+        "layout": args.layout,
+        "num_envs": args.num_envs,
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "episode_length": spec.episode_length,
+        "compile_s": compile_s,
+        "time_s_median": statistics.median(times),
+        "steps_per_s": env_steps / statistics.median(times),
+        "steps_per_s_best": env_steps / min(times),
+        "random_policy_at_goal": float(at_goal),
+        "device": f"{jax.devices()[0].platform}: {_cpu_model()}",
+        "jax": jax.__version__,
+        "dtype": str(jnp.float32.dtype),
+    }
+
+
+def main(args: Args) -> int:
+    result = measure(args)
+    if args.json:
+        print(jsonlib.dumps(result))
+    else:
+        print(
+            f"{result['env']}  N={result['num_envs']}  steps={result['steps']}  "
+            f"compile {result['compile_s']:.2f} s  "
+            f"{result['steps_per_s'] / 1e6:.2f} M steps/s median "
+            f"({result['steps_per_s_best'] / 1e6:.2f} best of {result['repeats']})  "
+            f"[{result['device']}]"
+        )
+    return 0
