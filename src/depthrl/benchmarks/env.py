@@ -13,9 +13,8 @@ import statistics
 import time
 
 import jax
-import jax.numpy as jnp
 
-from depthrl.envs.registry import EnvConfig, batched_envs
+from depthrl.envs.registry import EnvConfig, batched_envs, make_envs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +29,9 @@ class Args:
     """Steps per measurement, scanned inside one jit."""
     repeats: int = 5
     """Number of timed measurements (after one warm-up); the median is reported."""
+    batch_reset: bool = True
+    """Auto-reset over the whole batch (`batched_envs`: resets only on steps where an episode ends);
+    --no-batch-reset vmaps the per-env wrapper of `make_envs` instead (a reset computed every step)."""
     json: bool = False
     """Print one JSON line instead of a text summary."""
 
@@ -51,7 +53,13 @@ def measure(args: Args) -> dict:
 
     for flag, value in (("--num-envs", args.num_envs), ("--steps", args.steps), ("--repeats", args.repeats)):
         check_positive(flag, value)
-    env, _ = batched_envs(EnvConfig(env=args.env, layout=args.layout))
+    cfg = EnvConfig(env=args.env, layout=args.layout)
+    if args.batch_reset:
+        env, _ = batched_envs(cfg)
+        reset, step = env.reset, env.step
+    else:
+        env, _ = make_envs(cfg)
+        reset, step = jax.vmap(env.reset), jax.vmap(env.step)
     spec = env.spec
 
     def rollout(state, key):
@@ -61,14 +69,14 @@ def measure(args: Args) -> dict:
             actions = jax.random.uniform(
                 action_key, (args.num_envs, spec.action_dim), minval=spec.action_low, maxval=spec.action_high
             )
-            state = env.step(state, actions)
+            state = step(state, actions)
             return (state, key), state.info["at_goal"].mean()
 
         (state, key), at_goal = jax.lax.scan(body, (state, key), None, length=args.steps)
         return state, key, at_goal.mean()
 
     reset_key, run_key = jax.random.split(jax.random.PRNGKey(0))
-    state = jax.jit(env.reset)(jax.random.split(reset_key, args.num_envs))
+    state = jax.jit(reset)(jax.random.split(reset_key, args.num_envs))
     start = time.perf_counter()
     compiled = jax.jit(rollout).lower(state, run_key).compile()
     compile_s = time.perf_counter() - start
@@ -84,6 +92,7 @@ def measure(args: Args) -> dict:
         "env": args.env,
         "layout": args.layout,
         "num_envs": args.num_envs,
+        "batch_reset": args.batch_reset,
         "steps": args.steps,
         "repeats": args.repeats,
         "episode_length": spec.episode_length,
@@ -94,7 +103,6 @@ def measure(args: Args) -> dict:
         "random_policy_at_goal": float(at_goal),
         "device": f"{jax.devices()[0].platform}: {_cpu_model()}",
         "jax": jax.__version__,
-        "dtype": str(jnp.float32.dtype),
     }
 
 
@@ -105,6 +113,7 @@ def main(args: Args) -> int:
     else:
         print(
             f"{result['env']}  N={result['num_envs']}  steps={result['steps']}  "
+            f"{'batch' if result['batch_reset'] else 'per-env'} reset  "
             f"compile {result['compile_s']:.2f} s  "
             f"{result['steps_per_s'] / 1e6:.2f} M steps/s median "
             f"({result['steps_per_s_best'] / 1e6:.2f} best of {result['repeats']})  "
