@@ -26,7 +26,7 @@ def tiny_args(tmp_path):
             run_dir=str(tmp_path / "run"),
             progress=False,
             plots=False,
-            tensorboard=False,
+            tensorboard=False, compile_cache=False,
         )
 
     return make

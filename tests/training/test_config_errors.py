@@ -6,7 +6,7 @@ import pytest
 
 from depthrl.cli import main as cli_main
 from depthrl.errors import ConfigError
-from depthrl.training.train_cli import validate
+from depthrl.training.command import validate
 
 
 @pytest.mark.parametrize("section,field,value,flag", [
@@ -23,7 +23,7 @@ from depthrl.training.train_cli import validate
     ("agent", "objective", "triplet", "--objective"),
     ("agent", "norm", "batchnorm", "--norm"),
     ("agent", "activation", "sigmoid", "--activation"),
-    ("agent", "layout", "loop", "--layout"),
+    ("agent", "network_layout", "loop", "--network-layout"),
     ("agent", "logsumexp_coef", -0.1, "--logsumexp-coef"),
     ("train", "num_envs", 0, "--num-envs"),
     ("train", "unroll_length", 1, "--unroll-length"),

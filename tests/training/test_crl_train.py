@@ -30,7 +30,7 @@ def test_crl_learns_a_small_maze_in_about_a_minute(tmp_path):
         agent=CRLConfig(depth=4, width=64, batch_size=256),
         train=TrainConfig(num_envs=32, unroll_length=50, sgd_steps_per_collect=16, total_env_steps=160_000,
                           eval_every=40_000, num_eval_envs=128),
-        run_dir=str(tmp_path / "learn"), progress=False, plots=False, tensorboard=False)
+        run_dir=str(tmp_path / "learn"), progress=False, plots=False, tensorboard=False, compile_cache=False)
     assert main(args) == 0
     rows = runner.read_metrics(tmp_path / "learn")
     best_last_two = max(r["eval/success"] for r in rows[-2:])

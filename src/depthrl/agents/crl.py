@@ -21,7 +21,7 @@ from depthrl.envs.base import EnvSpec
 from depthrl.errors import ConfigError, check_choice, check_open_unit, check_positive
 from depthrl.losses import contrastive as closs
 from depthrl.networks.heads import Encoder, GaussianPolicy, sample_tanh_gaussian, tanh_gaussian_mode
-from depthrl.networks.torso import NetworkConfig, check_depth
+from depthrl.networks.torso import LAYOUTS, NetworkConfig, check_depth
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +44,7 @@ class CRLConfig:
     """Activation: swish, relu, gelu or tanh."""
     skip: bool = True
     """Residual skip connection around each block."""
-    layout: str = "auto"
+    network_layout: str = "auto"
     """How blocks are compiled: unrolled (Python loop), scan (flat compile time) or auto (by depth)."""
     remat: bool = False
     """Recompute block activations in the backward pass (less memory, ~1/3 more compute)."""
@@ -74,7 +74,7 @@ class CRLConfig:
     def network(self, depth: int) -> NetworkConfig:
         return NetworkConfig(depth=depth, width=self.width, layers_per_block=self.layers_per_block,
                              norm=self.norm, activation=self.activation, skip=self.skip,
-                             layout=self.layout, remat=self.remat)
+                             layout=self.network_layout, remat=self.remat)
 
     @property
     def resolved_actor_depth(self) -> int:
@@ -91,6 +91,7 @@ class CRLConfig:
             check_depth("--actor-depth", self.actor_depth, self.layers_per_block)
         if self.critic_depth is not None:
             check_depth("--critic-depth", self.critic_depth, self.layers_per_block)
+        check_choice("--network-layout", self.network_layout, LAYOUTS)
         self.network(self.depth).validate(depth_flag="--depth")
         check_positive("--repr-dim", self.repr_dim)
         check_choice("--energy", self.energy, closs.ENERGIES)

@@ -15,12 +15,12 @@ class Args:
 
 
 def main(args: Args) -> int:
+    from depthrl.training.command import load_run
     from depthrl.training.plots import plot_run
     from depthrl.training.runner import read_metrics
-    from depthrl.training.train_cli import load_run
 
     run_dir = Path(args.run_dir)
-    trainer, state = load_run(run_dir)
+    _, trainer, state = load_run(run_dir)
     for path in plot_run(run_dir, trainer, state, read_metrics(run_dir)):
         print(path)
     return 0

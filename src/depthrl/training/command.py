@@ -1,0 +1,143 @@
+"""The shell shared by every `depthrl train AGENT` command: common flags, validation, resume, build, run.
+
+An agent's command module (e.g. `training/train_cli.py` for CRL) defines
+  Args(RunArgs) with `agent: Annotated[<AgentConfig>, tyro.conf.OmitArgPrefixes]` and `kind` = its name,
+  AGENT: the agent class, built as AGENT(config, env_spec),
+  PRESETS: name -> Args,
+and `main = command.run`. `load_run` finds the module of a run directory through its config's `kind`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import tyro
+
+from depthrl.envs.registry import EnvConfig, make_envs
+from depthrl.errors import ConfigError
+from depthrl.training import runner
+from depthrl.training.loop import TrainConfig, Trainer
+
+
+@dataclasses.dataclass(frozen=True)
+class RunArgs:
+    """Flags every trainer shares (the agent's own flags come from its config)."""
+
+    env: Annotated[EnvConfig, tyro.conf.OmitArgPrefixes] = EnvConfig()
+    train: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes] = TrainConfig()
+    run_dir: str = "runs/run"
+    """Run directory: config.json, metrics.jsonl, tb/, checkpoints/, plots/."""
+    overwrite: bool = False
+    """Replace --run-dir if it exists (otherwise an existing run directory is an error)."""
+    resume: str | None = None
+    """Continue the run in this directory from its last good checkpoint (flags must match its config)."""
+    preset: str | None = None
+    """Start from a named preset (see `depthrl presets`); flags given after it override it."""
+    keep_checkpoints: int = 3
+    """Checkpoints kept (the newest ones)."""
+    tensorboard: bool = True
+    """Write TensorBoard events to RUN_DIR/tb."""
+    plots: bool = True
+    """Write plots to RUN_DIR/plots at the end."""
+    progress: bool = True
+    """Show a progress bar."""
+    skip_non_finite: bool = False
+    """On a non-finite loss or gradient, skip that epoch's update instead of stopping the run."""
+    compile_cache: bool = True
+    """Keep compiled programs in ~/.cache/depthrl so a rerun with the same shapes does not recompile."""
+
+
+def command_module(kind: str):
+    from depthrl.cli import COMMANDS
+
+    if ("train", kind) not in COMMANDS:
+        known = sorted(s for g, s in COMMANDS if g == "train")
+        raise ConfigError("kind", kind, f"unknown agent; known: {', '.join(known)}")
+    return importlib.import_module(COMMANDS[("train", kind)][0])
+
+
+def validate(args: Any) -> None:
+    """Every check that can fail, before any compute."""
+    args.env.validate()
+    args.agent.validate()
+    args.train.validate()
+    if args.keep_checkpoints < 1:
+        raise ConfigError("--keep-checkpoints", args.keep_checkpoints, "must be >= 1")
+    presets = getattr(command_module(args.kind), "PRESETS", {})
+    if args.preset is not None and args.preset not in presets:
+        raise ConfigError("--preset", args.preset, f"choose one of {', '.join(presets)}")
+
+
+def resolve_resume(args: Any) -> Any:
+    """With --resume, the run's own config.json is the config; a flag that conflicts with it is an error."""
+    if args.resume is None:
+        return args
+    run_dir = Path(args.resume)
+    saved = runner.load_config(run_dir, type(args))
+    default = type(args)()
+    for section in ("env", "agent", "train"):
+        given, stored, base = getattr(args, section), getattr(saved, section), getattr(default, section)
+        for field in dataclasses.fields(given):
+            g, s, d = (getattr(x, field.name) for x in (given, stored, base))
+            if g != d and g != s:
+                flag = "--" + field.name.replace("_", "-")
+                raise ConfigError(flag, g, f"conflicts with the resumed run's config ({s!r}); drop the flag")
+    return dataclasses.replace(saved, resume=args.resume, run_dir=str(run_dir), overwrite=False,
+                               progress=args.progress, plots=args.plots)
+
+
+def build(args: Any) -> Trainer:
+    train_env, eval_env = make_envs(args.env)
+    agent = command_module(args.kind).AGENT(args.agent, train_env.spec)
+    return Trainer(agent=agent, env=train_env, eval_env=eval_env, config=args.train)
+
+
+def run(args: Any) -> int:
+    """The body of `depthrl train AGENT`: validate, build, train (or resume), report."""
+    from depthrl.training.plots import plot_run
+
+    args = resolve_resume(args)
+    validate(args)
+    if args.compile_cache:
+        from depthrl import compile_cache
+
+        compile_cache.enable()
+    trainer = build(args)
+    options = runner.RunOptions(run_dir=Path(args.run_dir), overwrite=args.overwrite, resume=args.resume is not None,
+                                keep_checkpoints=args.keep_checkpoints, tensorboard=args.tensorboard,
+                                plots=args.plots, progress=args.progress, skip_non_finite=args.skip_non_finite)
+    rows = runner.train(trainer, runner.to_dict(args), options, plot_fn=plot_run)
+    if rows:
+        last = rows[-1]
+        print(f"final eval: success {last['eval/success']:.3f}  time_at_goal {last['eval/time_at_goal']:.3f}  "
+              f"final_distance {last['eval/final_distance']:.3f}  ({last['env_steps']:,} env steps, "
+              f"{last['wall_time']:.0f} s)")
+    print(f"run directory: {options.run_dir}  (plots in {options.run_dir / 'plots'})")
+    return 0
+
+
+def load_run(run_dir: Path):
+    """(args, trainer, state) of a run directory, restored from its newest valid checkpoint.
+
+    Only JSON and arrays are read: nothing in a run directory can execute code.
+    """
+    import jax
+
+    from depthrl.training import checkpoint as ckpt
+
+    config_path = Path(run_dir) / runner.CONFIG_FILE
+    if not config_path.exists():
+        raise ConfigError("RUN_DIR", str(run_dir), f"not a run directory (no {runner.CONFIG_FILE})")
+    kind = json.loads(config_path.read_text()).get("kind", "crl")
+    args = runner.load_config(Path(run_dir), command_module(kind).Args)
+    trainer = build(args)
+    cfg = trainer.config
+    abstract = jax.eval_shape(jax.vmap(trainer.init), runner.seed_keys(cfg.seed, cfg.num_seeds))
+    path = ckpt.latest_good(Path(run_dir) / "checkpoints")
+    if path is None:
+        raise ConfigError("RUN_DIR", str(run_dir), "has no valid checkpoint")
+    return args, trainer, ckpt.restore(path, abstract)
