@@ -57,7 +57,7 @@ def test_spec_and_shapes(env):
     assert state.obs.shape == (spec.obs_dim,) and state.obs.dtype == jnp.float32
     assert state.reward.shape == () and state.done.shape == ()
     assert state.info["episode_step"].dtype == jnp.int32
-    assert state.info["truncation"].dtype == jnp.float32
+    assert state.info["truncated"].dtype == jnp.float32
     # step keeps the pytree structure, shapes and dtypes, so it can be scanned.
     stepped = env.step(state, _action(env, 0))
     assert jax.tree.structure(stepped) == jax.tree.structure(state)
@@ -75,7 +75,7 @@ def test_dones_auto_reset_and_info(env):
     # episode_step indexes the obs within its episode: back to 0 on done steps (obs already reset).
     np.testing.assert_array_equal(states.info["episode_step"], np.tile(np.arange(1, length + 1) % length, 3))
     np.testing.assert_array_equal(states.physics.step, states.info["episode_step"])
-    np.testing.assert_array_equal(states.info["truncation"], 0.0)  # probes terminate, never truncate
+    np.testing.assert_array_equal(states.info["truncated"], 0.0)  # probes terminate, never truncate
     # The obs after each done step is the first observation of a fresh episode.
     first_obs = env.reset(jax.random.key(2)).obs
     if not isinstance(env, ObsDependentReward):  # its first obs is random: checked in its own test

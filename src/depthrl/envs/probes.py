@@ -20,11 +20,11 @@ the state carries (`physics.key`, split on every step and never reused). A train
     episode_step [] int32    index of the current `obs` within its episode: 0 right after a reset, and
                              so also on every done step (the obs is already the next episode's first),
                              as in `depthrl.envs.wrappers.EpisodeWrapper`.
-    truncation   [] float32  1 when the episode ended by a time limit rather than by termination. The
+    truncated    [] float32  1 when the episode ended by a time limit rather than by termination. The
                              probes always terminate, so it is always 0 here.
 
 Bootstrapping: an agent must bootstrap through truncation and never through termination, i.e. its TD
-target is r + γ·(1 − done·(1 − truncation))·V(s'). Every probe episode terminates, so the known values
+target is r + γ·(1 − done·(1 − truncated))·V(s'). Every probe episode terminates, so the known values
 below are plain discounted sums of the rewards to the end of the episode.
 
 Actions: discrete variants (`spec.discrete_actions > 0`) take an integer index, shape [] or [1];
@@ -117,7 +117,7 @@ class _ProbeEnv:
             obs=self._initial_obs(obs_key),
             reward=jnp.zeros((), jnp.float32),
             done=jnp.zeros((), jnp.float32),
-            info={"episode_step": jnp.zeros((), jnp.int32), "truncation": jnp.zeros((), jnp.float32)},
+            info={"episode_step": jnp.zeros((), jnp.int32), "truncated": jnp.zeros((), jnp.float32)},
             physics=ProbePhysics(key=key, step=jnp.zeros((), jnp.int32)),
         )
 
@@ -133,7 +133,7 @@ class _ProbeEnv:
             obs=jnp.where(terminated, self._initial_obs(reset_key), next_obs),
             reward=jnp.asarray(reward, jnp.float32),
             done=terminated.astype(jnp.float32),
-            info={"episode_step": episode_step, "truncation": jnp.zeros((), jnp.float32)},
+            info={"episode_step": episode_step, "truncated": jnp.zeros((), jnp.float32)},
             physics=ProbePhysics(key=key, step=episode_step),
         )
 
