@@ -73,9 +73,21 @@ def plot_run(run_dir: Path, trainer, state, rows: list[dict]) -> list[Path]:
     trajectories = np.asarray(jnp.swapaxes(positions[:, :k], 0, 1))
     written.append(render.plot_trajectories(layout, trajectories, np.asarray(goals[:k]),
                                             out / "trajectories.png"))
-    spec = trainer.eval_env.spec
-    goal = jnp.asarray(goals[0])
-    fn = jax.jit(lambda p: q_heatmap_values(trainer.agent, params0, p, goal, spec.state_dim))
-    written.append(render.heatmap_over_maze(layout, lambda p: np.asarray(fn(jnp.asarray(p))), np.asarray(goal),
-                                            out / "q_heatmap.png"))
+    if hasattr(trainer.agent, "q_value"):
+        spec = trainer.eval_env.spec
+        goal = jnp.asarray(farthest_goal(layout))
+        fn = jax.jit(lambda p: q_heatmap_values(trainer.agent, params0, p, goal, spec.state_dim))
+        written.append(render.heatmap_over_maze(
+            layout, lambda p: np.asarray(fn(jnp.asarray(p))), np.asarray(goal), out / "q_heatmap.png",
+            title="critic f(s, π(s, g), g) for the goal ★ (brighter = closer, as the critic sees it)",
+            label="critic energy"))
     return written
+
+
+def farthest_goal(layout) -> np.ndarray:
+    """Centre (x, y) of the goal cell farthest by shortest path from the first reset cell: the goal that
+    tells a critic that follows the maze from one fooled by Euclidean distance."""
+    from depthrl.envs.maze import cell_distances
+
+    dist = cell_distances(layout)[layout.reset_indices[0], layout.goal_indices]
+    return layout.centers(layout.goal_indices[[int(np.argmax(dist))]])[0]
