@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from depthrl.envs import episodic
 from depthrl.envs.maze import BUILTIN_LAYOUTS, Layout, PointMaze, parse_layout
 from depthrl.envs.stitching import longest_path, stitching_pairs
 from depthrl.envs.wrappers import EpisodeWrapper, VmapWrapper
@@ -53,8 +54,11 @@ class EnvConfig:
 
     def validate(self) -> EnvConfig:
         """Raise ConfigError naming the flag at fault; return self so calls can chain."""
+        if self.env in episodic.ENVS:  # gymnax and probe envs: reward-driven, early termination
+            episodic.validate_config(self)
+            return self
         if self.env not in ENVS:
-            raise ConfigError("--env", self.env, f"choose one of {', '.join(ENVS)}")
+            raise ConfigError("--env", self.env, f"choose one of {', '.join([*ENVS, *episodic.ENVS])}")
         builtin, _ = ENVS[self.env]
         if builtin is None and self.layout is None:
             raise ConfigError(
@@ -118,13 +122,21 @@ def make_envs(cfg: EnvConfig) -> tuple[EpisodeWrapper, EpisodeWrapper]:
 
     Without stitching the two are the same env. With stitching the training env samples only short
     pairs and the evaluation env only long ones; both share the episode length.
+    The envs of `episodic.ENVS` (gymnax, probes) come as `EpisodeReturnWrapper(env)`, one env for both.
     """
+    if cfg.env in episodic.ENVS:
+        env = episodic.make_env(cfg)
+        return env, env
     train, evaluation, length = _point_mazes(cfg)
     return EpisodeWrapper(train, length), EpisodeWrapper(evaluation, length)
 
 
 def batched_envs(cfg: EnvConfig) -> tuple[EpisodeWrapper, EpisodeWrapper]:
     """`make_envs` batched: `reset(keys [N, ...])`, `step(state, actions [N, action_dim])`."""
+    if cfg.env in episodic.ENVS:
+        env = episodic.make_env(cfg)
+        batched = dataclasses.replace(env, env=VmapWrapper(env.env))
+        return batched, batched
     train, evaluation, length = _point_mazes(cfg)
     return EpisodeWrapper(VmapWrapper(train), length), EpisodeWrapper(VmapWrapper(evaluation), length)
 
@@ -152,4 +164,4 @@ def list_envs() -> list[tuple[str, int, int, str]]:
     for name, (builtin, description) in ENVS.items():
         spec = PointMaze(builtin or "open").spec  # every point maze shares the dims
         rows.append((name, spec.obs_dim, spec.action_dim, description))
-    return rows
+    return rows + episodic.list_envs()
