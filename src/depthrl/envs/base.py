@@ -45,6 +45,7 @@ class EnvSpec:
     action_low: float = -1.0
     action_high: float = 1.0
     discrete_actions: int = 0  # > 0 for discrete-action envs: number of actions
+    success_radius: float = 0.5  # goal envs: distance within which the state is at the goal (reward 1)
 
     @property
     def goal_dim(self) -> int:

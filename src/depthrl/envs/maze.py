@@ -323,6 +323,7 @@ class PointMaze:
             state_dim=4,
             goal_indices=(0, 1),
             episode_length=self.episode_length or self.default_episode_length,
+            success_radius=self.success_radius,
         )
 
     @property
