@@ -10,10 +10,9 @@ from typing import Annotated
 
 import tyro
 
+from depthrl import presets
 from depthrl.agents.crl import CRL, CRLConfig
-from depthrl.envs.registry import EnvConfig
 from depthrl.training import command
-from depthrl.training.loop import TrainConfig
 
 AGENT = CRL
 
@@ -28,15 +27,7 @@ class Args(command.RunArgs):
     """Run directory: config.json, metrics.jsonl, tb/, checkpoints/, plots/."""
 
 
-PRESETS: dict[str, Args] = {
-    # The README's main job: CRL on the embedded point-mass U-maze, minutes on a 2-core CPU.
-    "quickstart": Args(
-        env=EnvConfig(env="point-maze-u"),
-        agent=CRLConfig(depth=4, width=64, batch_size=256),
-        train=TrainConfig(num_envs=64, unroll_length=50, sgd_steps_per_collect=16, total_env_steps=1_500_000,
-                          eval_every=100_000, num_eval_envs=256),
-        run_dir="runs/quickstart",
-    ),
-}
+# Named presets (`depthrl presets` lists them with the paper's numbers): see depthrl/presets.py.
+PRESETS: dict[str, Args] = presets.args_for("crl", Args)
 
 main = command.run

@@ -1,0 +1,148 @@
+"""Named presets: one command per result of the papers that depthrl can run.
+
+`depthrl train crl --preset NAME` (or `depthrl train --preset NAME`) starts from a preset; any flag given
+after it overrides it and `config.json` records the result. `depthrl presets` lists every preset with
+the number the paper reports for it, so a user knows what to expect before paying for the run.
+
+Two scales:
+  cpu  point-mass mazes at width 64, minutes to an hour on a 2-core laptop: the quick start and a
+       CPU-scale version of each experiment (depth scaling, stitching, representations, width vs depth,
+       and the Table 1 maze layouts with a point mass instead of the Ant).
+  gpu  the paper's own tasks and hyper-parameters (brax/MJX physics). Added for every physics env the
+       registry has; none is registered yet, so there are none today.
+
+Paper numbers are time-at-goal out of 1000 steps (Wang et al. 2025, Table 1, depth 4 → 64); depthrl
+logs time at goal as a fraction of the episode, so 286 / 1000 reads as `eval/time_at_goal` 0.286. A CPU
+preset on a point mass names the Ant task it mirrors: its number is the paper's Ant result on the same
+layout, a reference for the direction of the effect, not a prediction for the point mass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from depthrl.agents.crl import CRLConfig
+from depthrl.envs.registry import EnvConfig
+from depthrl.training.loop import TrainConfig
+
+# Wang et al. 2025, Table 1: time at goal (out of 1000 steps) at depth 4 and depth 64.
+TABLE1: dict[str, tuple[float, float]] = {
+    "Humanoid": (12.6, 649.0),
+    "Humanoid U-Maze": (3.2, 159.0),
+    "Ant U4-Maze": (11.4, 286.0),
+    "Ant U5-Maze": (0.97, 61.0),
+    "Ant Big Maze": (61.0, 441.0),
+    "Ant Hardest Maze": (215.0, 387.0),
+    "Arm Push Easy": (308.0, 762.0),
+    "Arm Push Hard": (171.0, 410.0),
+    "Arm Binpick Hard": (38.0, 219.0),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """One named configuration and what the papers report for it."""
+
+    name: str
+    kind: str  # the train subcommand (agent) it runs: `depthrl train KIND --preset NAME`
+    scale: str  # "cpu" or "gpu"
+    experiment: str  # which experiment of the papers it belongs to
+    description: str
+    paper: str  # the paper's reported number or finding for this configuration
+    env: EnvConfig
+    agent: Any
+    train: TrainConfig
+    run_dir: str
+
+    @property
+    def command(self) -> str:
+        return f"depthrl train {self.kind} --preset {self.name}"
+
+
+def _table1(task: str, depth: int) -> str:
+    d4, d64 = TABLE1[task]
+    value = d4 if depth == 4 else d64
+    return f"{task} depth {depth}: {value:g} / 1000 (depth 4 → 64: {d4:g} → {d64:g})"
+
+
+# The CPU training recipe of the quick start (64 envs × 50 steps per collection, 16 SGD steps of 256):
+# the update-to-data ratio of the measured point-mass runs (MEASUREMENTS.md), width 64.
+_CPU_TRAIN = TrainConfig(num_envs=64, unroll_length=50, sgd_steps_per_collect=16, total_env_steps=3_000_000,
+                         eval_every=200_000, num_eval_envs=256)
+
+
+def _cpu_agent(depth: int, width: int = 64) -> CRLConfig:
+    return CRLConfig(depth=depth, width=width, batch_size=256)
+
+
+def _crl_presets() -> list[Preset]:
+    presets = [
+        Preset("quickstart", "crl", "cpu", "main job",
+               "CRL depth 4 on the point-mass U-maze: the README's first run, minutes on a 2-core CPU.",
+               "no paper number (a CPU task); measured on 2 cores: success ≈ 0.7 within a minute, "
+               "≈ 0.85 (time at goal ≈ 0.77) after ~5 M steps",
+               EnvConfig(env="point-maze-u"), _cpu_agent(4),
+               dataclasses.replace(_CPU_TRAIN, total_env_steps=1_500_000, eval_every=100_000),
+               "runs/quickstart"),
+    ]
+    for depth in (4, 16, 64):
+        presets.append(Preset(
+            f"depth-u-d{depth}", "crl", "cpu", "depth scaling",
+            f"Depth scaling on the point-mass U-maze, depth {depth} (run d4, d16, d64 and `depthrl compare`).",
+            "finding (a): performance grows with depth and jumps at a critical depth "
+            f"({_table1('Humanoid U-Maze', 4 if depth == 4 else 64)})",
+            EnvConfig(env="point-maze-u"), _cpu_agent(depth), _CPU_TRAIN, f"runs/depth-u-d{depth}"))
+    for layout, task in (("u4", "Ant U4-Maze"), ("u5", "Ant U5-Maze"), ("big", "Ant Big Maze"),
+                         ("hardest", "Ant Hardest Maze")):
+        for depth in (4, 64):
+            presets.append(Preset(
+                f"pm-{layout}-d{depth}", "crl", "cpu", "Table 1 (point mass)",
+                f"Table 1 maze {layout!r} with a point mass instead of the Ant, depth {depth}.",
+                f"paper, Ant on this layout: {_table1(task, depth)}",
+                EnvConfig(env=f"point-maze-{layout}"), _cpu_agent(depth),
+                dataclasses.replace(_CPU_TRAIN, total_env_steps=5_000_000, eval_every=250_000),
+                f"runs/pm-{layout}-d{depth}"))
+    for depth in (4, 64):
+        presets.append(Preset(
+            f"stitch-d{depth}", "crl", "cpu", "stitching",
+            f"Stitching on the U-maze, depth {depth}: train on start/goal pairs <= 3 cells apart, "
+            "evaluate on pairs 4-6 cells apart.",
+            "finding (g), Ant U-maze with the same protocol: deeper networks reach the unseen longer pairs "
+            "more often (no single number)",
+            EnvConfig(env="point-maze-u", stitching=True, stitch_train_max=3, stitch_eval_min=4,
+                      stitch_eval_max=6),
+            _cpu_agent(depth), _CPU_TRAIN, f"runs/stitch-d{depth}"))
+    for depth in (4, 64):
+        presets.append(Preset(
+            f"repr-d{depth}", "crl", "cpu", "representations",
+            f"Critic representations on the U-maze, depth {depth}: see plots/q_heatmap.png of the run. "
+            "Episodes start anywhere, so the critic is trained on every position the heat-map shows.",
+            "finding (f): the depth 4 critic's Q follows Euclidean distance through the wall, the depth 64 "
+            "critic's follows the path round it (no single number)",
+            EnvConfig(env="point-maze-u", random_start=True), _cpu_agent(depth), _CPU_TRAIN, f"runs/repr-d{depth}"))
+    # Equal parameter count: 4 × 256² ≈ 16 × 128² hidden weights (262k each).
+    for name, depth, width in (("width-d4-w256", 4, 256), ("width-d16-w128", 16, 128)):
+        presets.append(Preset(
+            name, "crl", "cpu", "depth vs width",
+            f"Depth vs width at equal parameters on the U-maze: depth {depth}, width {width}.",
+            "finding (b): at equal parameters depth beats width (Humanoid: depth 8 width 256 beats "
+            "depth 4 width 4096)",
+            EnvConfig(env="point-maze-u"), _cpu_agent(depth, width), _CPU_TRAIN, f"runs/{name}"))
+    return presets
+
+
+def all_presets() -> list[Preset]:
+    """Every preset of every agent, in listing order."""
+    return _crl_presets()
+
+
+def by_name() -> dict[str, Preset]:
+    return {p.name: p for p in all_presets()}
+
+
+def args_for(kind: str, args_cls: type) -> dict[str, Any]:
+    """name -> `args_cls(env=…, agent=…, train=…, run_dir=…)` of every preset of agent `kind`: the PRESETS
+    table of a train command module."""
+    return {p.name: args_cls(env=p.env, agent=p.agent, train=p.train, run_dir=p.run_dir)
+            for p in all_presets() if p.kind == kind}
