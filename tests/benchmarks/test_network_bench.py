@@ -11,7 +11,7 @@ from depthrl.errors import ConfigError
 
 TINY = dict(depth=8, width=16, batch_size=8, in_dim=5, repeats=2, warmup=1)
 
-POSITIVE_KEYS = ("compile_s", "step_ms", "gflops_per_s", "peak_gflops_per_s", "mfu", "peak_memory_mb")
+POSITIVE_KEYS = ("compile_s", "step_ms", "step_ms_min", "gflops_per_s", "peak_gflops_per_s", "mfu", "peak_memory_mb")
 
 
 @pytest.mark.parametrize(("layout", "remat"), [("scan", False), ("unrolled", True)])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import statistics
 import sys
 import time
@@ -74,13 +75,14 @@ class _Regressor(nn.Module):
         return ScalarHead(name="head")(ResidualTorso(self.config, name="torso")(x))
 
 
-def _median_ms(fn, repeats: int) -> float:
+def _time_ms(fn, repeats: int) -> tuple[float, float]:
+    """(median, min) wall milliseconds of ``repeats`` calls; the min is the least disturbed by other jobs."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         jax.block_until_ready(fn())
         times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+    return 1e3 * statistics.median(times), 1e3 * min(times)
 
 
 def measure_peak_gflops(batch_size: int, width: int, dtype: str, repeats: int = 20) -> float:
@@ -90,7 +92,7 @@ def measure_peak_gflops(batch_size: int, width: int, dtype: str, repeats: int = 
     w = (jax.random.normal(key_w, (width, width)) / jnp.sqrt(width)).astype(dtype)  # keeps |h| ~ constant
     chain = jax.jit(lambda h, w: jax.lax.fori_loop(0, PEAK_CHAIN, lambda _, h: h @ w, h))
     jax.block_until_ready(chain(x, w))
-    ms = _median_ms(lambda: chain(x, w), repeats)
+    ms, _ = _time_ms(lambda: chain(x, w), repeats)
     return 2 * batch_size * width * width * PEAK_CHAIN / (ms * 1e-3) / 1e9
 
 
@@ -152,7 +154,7 @@ def run(args: Args) -> dict:
 
     for _ in range(args.warmup):
         jax.block_until_ready(step())
-    step_ms = _median_ms(step, args.repeats)
+    step_ms, step_ms_min = _time_ms(step, args.repeats)
 
     flops = flops_per_example(config, args.in_dim, out_dim=1)
     # Forward + backward ≈ 3 forward passes (the backward computes two matmuls per forward matmul).
@@ -167,12 +169,15 @@ def run(args: Args) -> dict:
         "flops_per_example": flops,
         "compile_s": compile_s,
         "step_ms": step_ms,
+        "step_ms_min": step_ms_min,
         "gflops_per_s": gflops_per_s,
         "peak_gflops_per_s": peak_gflops_per_s,
         "mfu": gflops_per_s / peak_gflops_per_s,
         "peak_memory_mb": peak_memory_mb,
         "memory_source": memory_source,
         "device": f"{device.platform}:{device.device_kind}",
+        # Other jobs on a shared machine slow every timing; the 1-minute load average says how busy it was.
+        "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "jax_version": jax.__version__,
         "jaxlib_version": jaxlib.__version__,
     }
@@ -193,7 +198,7 @@ def main(args: Args) -> int:
         f"layout {result['resolved_layout']} remat {args.remat} dtype {args.dtype} "
         f"({result['num_params']:,} params) on {result['device']}, jax {result['jax_version']}\n"
         f"  compile   {result['compile_s']:.2f} s\n"
-        f"  step      {result['step_ms']:.2f} ms (median of {args.repeats})\n"
+        f"  step      {result['step_ms']:.2f} ms (median of {args.repeats}; min {result['step_ms_min']:.2f})\n"
         f"  compute   {result['gflops_per_s']:.1f} GFLOP/s of {result['peak_gflops_per_s']:.1f} peak "
         f"(mfu {result['mfu']:.2f})\n"
         f"  memory    {memory} ({result['memory_source']})"

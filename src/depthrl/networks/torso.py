@@ -82,7 +82,7 @@ class NetworkConfig:
     """Architecture of one residual torso (the paper's Fig. 1)."""
 
     depth: int = 4
-    """Dense layers in residual blocks, as the paper counts (4 = one block); a multiple of layers_per_block"""
+    """Dense layers inside residual blocks, as the paper counts (4 = one block); a multiple of the block."""
     width: int = 256
     """Units of every hidden layer."""
     layers_per_block: int = 4
