@@ -11,7 +11,15 @@ from depthrl.errors import ConfigError
 
 TINY = dict(depth=8, width=16, batch_size=8, in_dim=5, repeats=2, warmup=1)
 
-POSITIVE_KEYS = ("compile_s", "step_ms", "step_ms_min", "gflops_per_s", "peak_gflops_per_s", "mfu", "peak_memory_mb")
+POSITIVE_KEYS = (
+    "compile_s",
+    "step_ms",
+    "step_ms_min",
+    "gflops_per_s",
+    "peak_gflops_per_s",
+    "mfu",
+    "peak_memory_mb",
+)
 
 
 @pytest.mark.parametrize(("layout", "remat"), [("scan", False), ("unrolled", True)])
@@ -24,7 +32,7 @@ def test_json_output_is_one_line_with_positive_measurements(capsys, layout, rema
         assert record[key] > 0, key
     assert record["depth"] == 8 and record["width"] == 16 and record["batch_size"] == 8
     assert record["layout"] == layout and record["resolved_layout"] == layout and record["remat"] is remat
-    assert record["memory_source"]
+    assert record["memory_source"] and isinstance(record["compile_cache"], bool)
     assert record["jax_version"] and record["jaxlib_version"]
     # 2 x (5*16 + 8*16*16 + 16*1) multiply-adds
     assert record["flops_per_example"] == 2 * (80 + 2048 + 16)

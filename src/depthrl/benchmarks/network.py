@@ -119,6 +119,10 @@ def _peak_memory(compiled) -> tuple[float | None, str]:
     return total / 2**20, "compiled.memory_analysis arguments+outputs+temps-aliased"
 
 
+def _compile_cache_on() -> bool:
+    return bool(jax.config.jax_enable_compilation_cache and jax.config.jax_compilation_cache_dir)
+
+
 def run(args: Args) -> dict:
     """Measure and return the result record (no printing)."""
     args.validate()
@@ -178,6 +182,8 @@ def run(args: Args) -> dict:
         "device": f"{device.platform}:{device.device_kind}",
         # Other jobs on a shared machine slow every timing; the 1-minute load average says how busy it was.
         "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        # With JAX's persistent compilation cache on, compile_s may be a cache load, not a compile.
+        "compile_cache": _compile_cache_on(),
         "jax_version": jax.__version__,
         "jaxlib_version": jaxlib.__version__,
     }
@@ -198,7 +204,7 @@ def main(args: Args) -> int:
         f"layout {result['resolved_layout']} remat {args.remat} dtype {args.dtype} "
         f"({result['num_params']:,} params) on {result['device']}, jax {result['jax_version']}\n"
         f"  compile   {result['compile_s']:.2f} s\n"
-        f"  step      {result['step_ms']:.2f} ms (median of {args.repeats}; min {result['step_ms_min']:.2f})\n"
+        f"  step      {result['step_ms']:.2f} ms median of {args.repeats}, min {result['step_ms_min']:.2f}\n"
         f"  compute   {result['gflops_per_s']:.1f} GFLOP/s of {result['peak_gflops_per_s']:.1f} peak "
         f"(mfu {result['mfu']:.2f})\n"
         f"  memory    {memory} ({result['memory_source']})"
