@@ -1,0 +1,38 @@
+"""Residual networks scaled in depth: the torso (``torso``), output heads and torso + head modules
+(``heads``), and cheap jittable diagnostics (``diagnostics``)."""
+
+from depthrl.networks.heads import (
+    CategoricalValueHead,
+    Encoder,
+    GaussianPolicy,
+    RepresentationHead,
+    ScalarHead,
+    TanhGaussianHead,
+    sample_tanh_gaussian,
+    tanh_gaussian_mode,
+)
+from depthrl.networks.torso import (
+    NetworkConfig,
+    ResidualBlock,
+    ResidualTorso,
+    check_depth,
+    stack_block_params,
+    unstack_block_params,
+)
+
+__all__ = [
+    "CategoricalValueHead",
+    "Encoder",
+    "GaussianPolicy",
+    "NetworkConfig",
+    "RepresentationHead",
+    "ResidualBlock",
+    "ResidualTorso",
+    "ScalarHead",
+    "TanhGaussianHead",
+    "check_depth",
+    "sample_tanh_gaussian",
+    "stack_block_params",
+    "tanh_gaussian_mode",
+    "unstack_block_params",
+]
