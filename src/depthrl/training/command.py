@@ -49,6 +49,8 @@ class RunArgs:
     """On a non-finite loss or gradient, skip that epoch's update instead of stopping the run."""
     compile_cache: bool = True
     """Keep compiled programs in ~/.cache/depthrl so a rerun with the same shapes does not recompile."""
+    memory_check: bool = True
+    """Refuse a run whose estimated peak memory exceeds the device's free memory (see `depthrl estimate`)."""
 
 
 def command_module(kind: str):
@@ -107,6 +109,7 @@ def run(args: Any) -> int:
 
         compile_cache.enable()
     trainer = build(args)
+    _check_cost(args, trainer)
     options = runner.RunOptions(run_dir=Path(args.run_dir), overwrite=args.overwrite, resume=args.resume is not None,
                                 keep_checkpoints=args.keep_checkpoints, tensorboard=args.tensorboard,
                                 plots=args.plots, progress=args.progress, skip_non_finite=args.skip_non_finite)
@@ -118,6 +121,16 @@ def run(args: Any) -> int:
               f"{last['wall_time']:.0f} s)")
     print(f"run directory: {options.run_dir}  (plots in {options.run_dir / 'plots'})")
     return 0
+
+
+def _check_cost(args: Any, trainer: Trainer) -> None:
+    """Print the cost estimate; refuse (ConfigError) a run that cannot fit, unless --no-memory-check."""
+    from depthrl import estimate
+
+    est = estimate.estimate(args, trainer)
+    print(est.line())
+    if args.memory_check:
+        estimate.check_fits(est, *estimate.available_memory())
 
 
 def load_run(run_dir: Path):
