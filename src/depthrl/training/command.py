@@ -67,6 +67,9 @@ def validate(args: Any) -> None:
     args.env.validate()
     args.agent.validate()
     args.train.validate()
+    check_args = getattr(command_module(args.kind), "validate_args", None)  # checks across sections
+    if check_args is not None:
+        check_args(args)
     if args.keep_checkpoints < 1:
         raise ConfigError("--keep-checkpoints", args.keep_checkpoints, "must be >= 1")
     presets = getattr(command_module(args.kind), "PRESETS", {})
@@ -94,8 +97,11 @@ def resolve_resume(args: Any) -> Any:
 
 def build(args: Any) -> Trainer:
     train_env, eval_env = make_envs(args.env)
-    agent = command_module(args.kind).AGENT(args.agent, train_env.spec)
-    return Trainer(agent=agent, env=train_env, eval_env=eval_env, config=args.train)
+    module = command_module(args.kind)
+    agent = module.AGENT(args.agent, train_env.spec)
+    # A command may bring its own loop with Trainer's interface (DQN: transition replay; PPO: on-policy).
+    trainer_cls = getattr(module, "TRAINER", Trainer)
+    return trainer_cls(agent=agent, env=train_env, eval_env=eval_env, config=args.train)
 
 
 def run(args: Any) -> int:
@@ -116,9 +122,12 @@ def run(args: Any) -> int:
     rows = runner.train(trainer, runner.to_dict(args), options, plot_fn=plot_run)
     if rows:
         last = rows[-1]
-        print(f"final eval: success {last['eval/success']:.3f}  time_at_goal {last['eval/time_at_goal']:.3f}  "
-              f"final_distance {last['eval/final_distance']:.3f}  ({last['env_steps']:,} env steps, "
-              f"{last['wall_time']:.0f} s)")
+        if "eval/success" in last:  # goal envs
+            headline = (f"success {last['eval/success']:.3f}  time_at_goal {last['eval/time_at_goal']:.3f}  "
+                        f"final_distance {last['eval/final_distance']:.3f}")
+        else:  # reward envs (gymnax, probes): episode return and length
+            headline = f"return {last['eval/return']:.3f}  length {last['eval/length']:.1f}"
+        print(f"final eval: {headline}  ({last['env_steps']:,} env steps, {last['wall_time']:.0f} s)")
     print(f"run directory: {options.run_dir}  (plots in {options.run_dir / 'plots'})")
     return 0
 

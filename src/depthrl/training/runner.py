@@ -103,6 +103,14 @@ def eval_keys(seed: int, num_seeds: int, epoch: int) -> jax.Array:
     return jax.vmap(lambda i: jax.random.fold_in(jax.random.fold_in(base, i), epoch))(jnp.arange(num_seeds))
 
 
+def progress_headline(row: dict) -> str:
+    """The evaluation numbers of the progress bar: success and time at goal for goal envs, episode return and
+    length for reward envs (gymnax, probes), whose evaluation reports `eval/return` instead."""
+    if "eval/success" in row:
+        return f"success {row['eval/success']:.2f} | time@goal {row['eval/time_at_goal']:.2f}"
+    return f"return {row.get('eval/return', float('nan')):.3g} | length {row.get('eval/length', float('nan')):.3g}"
+
+
 def summarise(per_seed: dict[str, np.ndarray]) -> dict[str, Any]:
     """name -> [num_seeds] arrays to JSON: mean, std over seeds and the per-seed values."""
     out: dict[str, Any] = {}
@@ -221,8 +229,7 @@ def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None
                     window = []
                     ckpt.save(run_dir / "checkpoints", done, state, keep=options.keep_checkpoints)
                     last_good_epoch = done
-                    stats = (f"steps {row['env_steps']:.3g} | success {row['eval/success']:.2f} | "
-                             f"time@goal {row['eval/time_at_goal']:.2f}")
+                    stats = f"steps {row['env_steps']:.3g} | {progress_headline(row)}"
                 sps = (done - start_epoch) * cfg.steps_per_epoch / max(time.time() - t_start - wall_offset, 1e-9)
                 progress.update(task, completed=done, stats=f"{stats} | {sps:,.0f} env steps/s")
     except KeyboardInterrupt:
