@@ -24,18 +24,23 @@ def _pyplot():
 
 
 def plot_learning_curves(rows: list[dict], path: Path, title: str = "") -> Path:
-    """time-at-goal and success (eval) vs env steps; mean ± std over seeds where there are several."""
+    """time-at-goal and success (eval) vs env steps, or episode return and length for reward envs (rows
+    with `eval/return`); mean ± std over seeds where there are several."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     steps = np.array([r["env_steps"] for r in rows], dtype=float)
-    for ax, name, label in ((axes[0], "eval/time_at_goal", "time at goal"), (axes[1], "eval/success", "success")):
+    goal_metrics = not any("eval/return" in r for r in rows)
+    panels = (("eval/time_at_goal", "time at goal"), ("eval/success", "success")) if goal_metrics else \
+        (("eval/return", "episode return"), ("eval/length", "episode length"))
+    for ax, (name, label) in zip(axes, panels, strict=True):
         mean = np.array([r.get(name, np.nan) for r in rows], dtype=float)
         std = np.array([r.get(f"{name}_std", 0.0) for r in rows], dtype=float)
         ax.plot(steps, mean, marker="o", ms=3)
         ax.fill_between(steps, mean - std, mean + std, alpha=0.25)
         ax.set_xlabel("env steps")
         ax.set_ylabel(label)
-        ax.set_ylim(-0.02, 1.02)
+        if goal_metrics:
+            ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
     fig.suptitle(title or "evaluation (deterministic policy)")
     fig.tight_layout()
