@@ -196,20 +196,29 @@ def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None
     else:
         for _ in range(cfg.prefill_epochs):
             state = prefill_fn(state)
-    compile_and_init_s = time.time() - t0
+    init_s = time.time() - t0  # init (or restore) and prefill, their compile included
+    # Compile the epoch, eval and diagnostics programs ahead of time, so the metrics report compile time
+    # (`compile_s`) apart from step time (`time/epoch_s`) and the first epoch does not count its compile.
+    t_compile = time.time()
+    epoch_fn, eval_fn, diag_fn = _compile_ahead(epoch_fn, eval_fn, diag_fn, state, cfg)
+    compile_s = time.time() - t_compile
+    timings = {"compile_and_init_s": init_s + compile_s, "compile_s": compile_s, "init_s": init_s}
 
     writer = _tensorboard(run_dir, options.tensorboard)
     start_epoch = int(np.asarray(state.epoch)[0])
     window: list[dict] = []
     stats = ""
+    warned: set[str] = set()  # metrics already warned about (once per run)
     last_good_epoch = start_epoch
     t_start = time.time() - wall_offset
     try:
         with _progress(options.progress) as progress:
             task = progress.add_task("train", total=cfg.num_epochs, completed=start_epoch, stats="")
             for epoch in range(start_epoch, cfg.num_epochs):
+                t_epoch = time.perf_counter()
                 candidate, metrics = epoch_fn(state)
                 metrics = jax.device_get(metrics)
+                metrics["time/epoch_s"] = np.float64(time.perf_counter() - t_epoch)  # collect + SGD, no compile
                 bad = first_non_finite(metrics)
                 if bad is not None and not options.skip_non_finite:
                     _write_divergence(run_dir, epoch + 1, bad, metrics)
@@ -225,7 +234,9 @@ def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None
                 done = epoch + 1
                 if done % cfg.epochs_per_eval == 0 or done == cfg.num_epochs:
                     row = _evaluate_and_log(trainer, eval_fn, diag_fn, state, window, done, t_start, rows, run_dir,
-                                            writer, compile_and_init_s)
+                                            writer, timings)
+                    for message in out_of_support_warnings(row, warned):
+                        print(message, file=sys.stderr)
                     window = []
                     ckpt.save(run_dir / "checkpoints", done, state, keep=options.keep_checkpoints)
                     last_good_epoch = done
@@ -242,6 +253,30 @@ def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None
     if options.plots and plot_fn is not None:
         plot_fn(run_dir, trainer, state, rows)
     return rows
+
+
+def _compile_ahead(epoch_fn, eval_fn, diag_fn, state: TrainState, cfg):
+    """The epoch, eval and diagnostics programs compiled for `state`'s shapes (ahead of their first call)."""
+    keys = eval_keys(cfg.seed, cfg.num_seeds, 0)
+    return (epoch_fn.lower(state).compile(), eval_fn.lower(state.agent.params, keys).compile(),
+            diag_fn.lower(state, keys).compile())
+
+
+# A categorical critic clips TD targets outside [v_min, v_max]: above this fraction the run warns.
+OUT_OF_SUPPORT_WARNING = 0.1
+
+
+def out_of_support_warnings(row: dict, warned: set[str], threshold: float = OUT_OF_SUPPORT_WARNING) -> list[str]:
+    """Warnings for the metrics named `*/out_of_support` (fraction of TD targets outside the value support)
+    above `threshold` in a metrics row; each metric warns once (its name is added to `warned`)."""
+    messages = []
+    for name, value in row.items():
+        if name.endswith("/out_of_support") and name not in warned and isinstance(value, float) and value > threshold:
+            warned.add(name)
+            messages.append(f"warning: {name} = {value:.0%} of the TD targets fall outside the critic's value support "
+                            f"(more than {threshold:.0%}): they are clipped to [v_min, v_max], so the critic cannot "
+                            "represent them; widen the support with --v-min / --v-max")
+    return messages
 
 
 def _tensorboard(run_dir: Path, enabled: bool):
@@ -265,7 +300,7 @@ def _write_divergence(run_dir: Path, epoch: int, name: str, metrics: dict) -> No
 
 
 def _evaluate_and_log(trainer, eval_fn, diag_fn, state: TrainState, window, epoch, t_start, rows, run_dir, writer,
-                      compile_and_init_s) -> dict:
+                      timings: dict[str, float]) -> dict:
     cfg = trainer.config
     eval_metrics, _, _ = eval_fn(state.agent.params, eval_keys(cfg.seed, cfg.num_seeds, epoch))
     eval_metrics = jax.device_get(eval_metrics)
@@ -274,7 +309,7 @@ def _evaluate_and_log(trainer, eval_fn, diag_fn, state: TrainState, window, epoc
     diagnostics = jax.device_get(diag_fn(state, eval_keys(cfg.seed + 1, cfg.num_seeds, epoch)))
     row = {"epoch": epoch, "env_steps": int(np.asarray(state.env_steps)[0]),
            "sgd_steps": epoch * cfg.sgd_steps_per_collect, "wall_time": time.time() - t_start,
-           "compile_and_init_s": compile_and_init_s,
+           **timings,
            **summarise(per_seed), **summarise(train_means), **summarise(diagnostics)}
     rows.append(row)
     with open(run_dir / METRICS_FILE, "a") as f:
