@@ -12,6 +12,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import optax
 from flax import struct
 
 from depthrl.buffers import trajectory as buf
@@ -92,6 +93,22 @@ class TrainState:
     epoch: jax.Array  # [] int32, learning epochs done (prefill excluded)
 
 
+def _all_finite(tree: Any) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
+
+
+def _first_non_finite(finite: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """finite: name -> [sgd_steps] bool. Returns `nonfinite/step`: index of the first SGD step of the epoch
+    with a non-finite metric or parameter (-1 if none), and `nonfinite/NAME`: whether NAME was non-finite
+    at that step ("params" = any parameter)."""
+    bad = ~jnp.stack(list(finite.values()))  # [names, steps]
+    any_bad = jnp.any(bad, axis=0)
+    step = jnp.where(jnp.any(any_bad), jnp.argmax(any_bad), -1)
+    at_step = bad[:, jnp.maximum(step, 0)] & (step >= 0)
+    return {"nonfinite/step": step, **{f"nonfinite/{name}": at_step[i] for i, name in enumerate(finite)}}
+
+
 def _episode_means(done: jax.Array, episode_metrics: dict[str, jax.Array]) -> dict[str, jax.Array]:
     """Average per-episode metrics over the episodes that ended in an unroll. done: [U, N]."""
     count = jnp.sum(done)
@@ -145,18 +162,25 @@ class Trainer:
         return ts
 
     def epoch(self, ts: TrainState) -> tuple[TrainState, dict[str, jax.Array]]:
-        """Collect one unroll, then run the SGD steps. Returns metrics averaged over the SGD steps."""
+        """Collect one unroll, then run the SGD steps. Returns metrics averaged over the SGD steps, plus
+        `params/global_norm` (of the agent's params after the epoch) and the divergence report under
+        `nonfinite/` (see `_first_non_finite`; the runner reads and removes those keys)."""
         cfg = self.config
         key, collect_key, sgd_key = jax.random.split(ts.key, 3)
         ts, collect_metrics = self._collect(ts.replace(key=key), collect_key, random_actions=False)
 
         def sgd_step(agent_state, step_key):
             sample_key, update_key = jax.random.split(step_key)
-            return self.agent.update(agent_state, self.sample_batch(ts, sample_key), update_key)
+            agent_state, metrics = self.agent.update(agent_state, self.sample_batch(ts, sample_key), update_key)
+            # One pass over the params per step (cheap next to the update) tells which step went bad.
+            finite = {name: jnp.all(jnp.isfinite(value)) for name, value in metrics.items()}
+            finite["params"] = _all_finite(agent_state.params)
+            return agent_state, (metrics, finite)
 
-        agent_state, sgd_metrics = jax.lax.scan(sgd_step, ts.agent,
-                                                jax.random.split(sgd_key, cfg.sgd_steps_per_collect))
-        metrics = {**jax.tree.map(jnp.mean, sgd_metrics), **collect_metrics}
+        agent_state, (sgd_metrics, finite) = jax.lax.scan(sgd_step, ts.agent,
+                                                          jax.random.split(sgd_key, cfg.sgd_steps_per_collect))
+        metrics = {**jax.tree.map(jnp.mean, sgd_metrics), **collect_metrics,
+                   "params/global_norm": optax.global_norm(agent_state.params), **_first_non_finite(finite)}
         return ts.replace(agent=agent_state, epoch=ts.epoch + 1), metrics
 
     def sample_batch(self, ts: TrainState, key: jax.Array) -> dict[str, jax.Array]:
