@@ -22,16 +22,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from depthrl.errors import ConfigError
+from depthrl.errors import ConfigError, DivergenceError
 from depthrl.training import checkpoint as ckpt
 from depthrl.training.loop import Trainer, TrainState
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 
-
-class DivergenceError(RuntimeError):
-    """A loss, gradient or parameter became non-finite."""
+__all__ = ["DivergenceError", "train", "read_metrics", "load_config"]  # DivergenceError lives in depthrl.errors
 
 
 # -- config (de)serialisation: JSON only -------------------------------------------------------------------
@@ -51,6 +49,7 @@ def from_dict(cls: type, data: dict) -> Any:
         hint = hints[name]
         while typing.get_origin(hint) is typing.Annotated:
             hint = typing.get_args(hint)[0]
+        value = _check_json_type(name, value, hint)
         if dataclasses.is_dataclass(hint) and isinstance(value, dict):
             value = from_dict(hint, value)
         elif typing.get_origin(hint) in (tuple,) or (
@@ -61,11 +60,44 @@ def from_dict(cls: type, data: dict) -> Any:
     return cls(**kwargs)
 
 
+def _check_json_type(name: str, value: Any, hint: Any) -> Any:
+    """`value` (from JSON) if it fits the field's type hint (an int is accepted for a float), else ConfigError."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union \
+        else (hint,)
+    for option in options:
+        base = typing.get_origin(option) or option
+        if option is type(None) and value is None:
+            return value
+        if base is bool and isinstance(value, bool):
+            return value
+        if base is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if base is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if base is str and isinstance(value, str):
+            return value
+        if base in (tuple, list) and isinstance(value, list | tuple):
+            return value
+        if dataclasses.is_dataclass(base) and isinstance(value, dict):
+            return value
+        if base not in (bool, int, float, str, tuple, list, type(None)) and not dataclasses.is_dataclass(base):
+            return value  # a type this check does not know: the config's validate() has the last word
+    flag = "--" + name.replace("_", "-")
+    raise ConfigError(flag, value, f"{CONFIG_FILE} holds a {type(value).__name__} where {hint} is expected")
+
+
 def load_config(run_dir: Path, cls: type) -> Any:
+    """The frozen config `cls` stored in RUN_DIR/config.json (JSON only: nothing in it is executed)."""
     path = run_dir / CONFIG_FILE
-    if not path.exists():
+    if not path.is_file():
         raise ConfigError("--resume", str(run_dir), f"not a run directory (no {CONFIG_FILE})")
-    return from_dict(cls, json.loads(path.read_text()))
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError("--resume", str(run_dir), f"its {CONFIG_FILE} is not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ConfigError("--resume", str(run_dir), f"its {CONFIG_FILE} does not hold a JSON object")
+    return from_dict(cls, data)
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
@@ -81,15 +113,50 @@ def read_metrics(run_dir: Path) -> list[dict]:
     return rows
 
 
-def prepare_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
+def check_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
+    """Fail (before any compute) if starting a run in `run_dir` would clobber something."""
     if resume:
         return
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError("--run-dir", str(run_dir), "exists and is not a directory")
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
             raise ConfigError("--run-dir", str(run_dir),
                               "exists and is not empty: pass --overwrite to replace it, or --resume to continue it")
+        if not (run_dir / CONFIG_FILE).is_file():
+            # --overwrite deletes the directory: never one that is not a depthrl run (e.g. `--run-dir .`).
+            raise ConfigError("--run-dir", str(run_dir),
+                              f"is not a depthrl run directory (no {CONFIG_FILE}), so --overwrite will not delete "
+                              "it: choose a new or empty --run-dir")
+
+
+def prepare_run_dir(run_dir: Path, overwrite: bool, resume: bool) -> None:
+    check_run_dir(run_dir, overwrite, resume)
+    if resume:
+        return
+    if run_dir.exists() and any(run_dir.iterdir()):
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write then rename: a kill leaves the old file or the new one, never a torn one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+def json_safe(value: Any) -> Any:
+    """Strict JSON for reports: non-finite floats become the strings "nan", "inf", "-inf"."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray | np.generic):
+        return json_safe(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
 
 
 def seed_keys(seed: int, num_seeds: int) -> jax.Array:
@@ -130,10 +197,6 @@ def first_non_finite(metrics: dict[str, np.ndarray]) -> str | None:
     return None
 
 
-def _params_finite(params: Any) -> bool:
-    return all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(params))
-
-
 @dataclasses.dataclass
 class RunOptions:
     """What the shell does around training (not part of what is learned)."""
@@ -169,8 +232,9 @@ def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None
     run_dir = options.run_dir
     prepare_run_dir(run_dir, options.overwrite, options.resume)
     if not options.resume:
-        (run_dir / CONFIG_FILE).write_text(json.dumps(config_json, indent=2))
+        write_json_atomic(run_dir / CONFIG_FILE, config_json)
     keys = seed_keys(cfg.seed, cfg.num_seeds)
+    restored = _find_checkpoint(trainer, keys, run_dir) if options.resume else None
 
     init_fn = jax.jit(jax.vmap(trainer.init))
     # Donating the state halves its memory; --skip-non-finite must keep the previous agent, so it does not.
@@ -180,22 +244,20 @@ def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None
     diag_fn = jax.jit(jax.vmap(trainer.diagnostics))
 
     t0 = time.time()
-    state = init_fn(keys)
     rows: list[dict] = []
     wall_offset = 0.0
-    if options.resume:
-        path = ckpt.latest_good(run_dir / "checkpoints", warn=lambda m: print(f"warning: {m}", file=sys.stderr))
-        if path is None:
-            raise ConfigError("--resume", str(run_dir), "has no valid checkpoint to resume from")
-        state = ckpt.restore(path, state)
+    if restored is not None:
+        path, state = restored
         done_epoch = ckpt.epoch_of(path)
-        rows = [r for r in read_metrics(run_dir) if r["epoch"] <= done_epoch]
+        rows = [r for r in read_metrics(run_dir) if r["epoch"] <= done_epoch]  # rows past it are re-made
         wall_offset = rows[-1]["wall_time"] if rows else 0.0
-        _rewrite_metrics(run_dir, rows)
         print(f"resuming {run_dir} from checkpoint {path.name}")
     else:
+        state = init_fn(keys)
         for _ in range(cfg.prefill_epochs):
             state = prefill_fn(state)
+    if options.resume:
+        _rewrite_metrics(run_dir, rows)
     init_s = time.time() - t0  # init (or restore) and prefill, their compile included
     # Compile the epoch, eval and diagnostics programs ahead of time, so the metrics report compile time
     # (`compile_s`) apart from step time (`time/epoch_s`) and the first epoch does not count its compile.
@@ -204,12 +266,15 @@ def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None
     compile_s = time.time() - t_compile
     timings = {"compile_and_init_s": init_s + compile_s, "compile_s": compile_s, "init_s": init_s}
 
-    writer = _tensorboard(run_dir, options.tensorboard)
     start_epoch = int(np.asarray(state.epoch)[0])
+    # On resume, TensorBoard drops the events the killed process logged after the checkpoint.
+    writer = _tensorboard(run_dir, options.tensorboard,
+                          purge_step=int(np.asarray(state.env_steps)[0]) + 1 if options.resume else None)
     window: list[dict] = []
     stats = ""
     warned: set[str] = set()  # metrics already warned about (once per run)
     last_good_epoch = start_epoch
+    skipped = int(rows[-1].get("skipped_updates", 0)) if rows else 0
     t_start = time.time() - wall_offset
     try:
         with _progress(options.progress) as progress:
@@ -219,22 +284,26 @@ def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None
                 candidate, metrics = epoch_fn(state)
                 metrics = jax.device_get(metrics)
                 metrics["time/epoch_s"] = np.float64(time.perf_counter() - t_epoch)  # collect + SGD, no compile
-                bad = first_non_finite(metrics)
-                if bad is not None and not options.skip_non_finite:
-                    _write_divergence(run_dir, epoch + 1, bad, metrics)
+                report = non_finite_report(metrics, epoch, cfg.sgd_steps_per_collect)
+                if report is not None and not options.skip_non_finite:
+                    _write_divergence(run_dir, report, metrics, candidate, trainer, diag_fn, last_good_epoch)
                     raise DivergenceError(
-                        f"{bad} became non-finite at epoch {epoch + 1} (SGD steps up to "
-                        f"{(epoch + 1) * cfg.sgd_steps_per_collect}); the last good checkpoint is epoch "
-                        f"{last_good_epoch}; diagnostics in {run_dir / 'divergence.json'}")
-                if bad is not None:  # --skip-non-finite: drop this epoch's update, keep its data
-                    print(f"warning: {bad} non-finite at epoch {epoch + 1}; update skipped", file=sys.stderr)
+                        f"{report['what']} became non-finite at {report['where']}: run stopped. The last good "
+                        f"checkpoint is epoch {last_good_epoch}; diagnostics of the offending step in "
+                        f"{run_dir / 'divergence.json'}. Lower the learning rates, or pass --skip-non-finite "
+                        "to skip such updates.")
+                if report is not None:  # --skip-non-finite: drop this epoch's update, keep its data
+                    print(f"warning: {report['what']} non-finite at {report['where']}; the epoch's update is "
+                          "skipped", file=sys.stderr)
                     candidate = candidate.replace(agent=state.agent)
+                    skipped += 1
+                else:
+                    window.append(metrics)
                 state = candidate
-                window.append(metrics)
                 done = epoch + 1
                 if done % cfg.epochs_per_eval == 0 or done == cfg.num_epochs:
                     row = _evaluate_and_log(trainer, eval_fn, diag_fn, state, window, done, t_start, rows, run_dir,
-                                            writer, timings)
+                                            writer, timings, skipped)
                     for message in out_of_support_warnings(row, warned):
                         print(message, file=sys.stderr)
                     window = []
@@ -253,6 +322,56 @@ def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None
     if options.plots and plot_fn is not None:
         plot_fn(run_dir, trainer, state, rows)
     return rows
+
+
+def _find_checkpoint(trainer: Trainer, keys: jax.Array, run_dir: Path) -> tuple[Path, Any] | None:
+    """The (path, state) to resume from; None if the run was killed before its first checkpoint.
+
+    Leftovers of a write cut short by a kill are removed; a corrupt checkpoint is reported and skipped;
+    if checkpoints exist but none is usable the run stops with an error naming --resume.
+    """
+    checkpoint_dir = run_dir / "checkpoints"
+    leftovers = ckpt.clean_partial(checkpoint_dir)
+    if leftovers:
+        print(f"removed the partial checkpoint write(s) of a killed run: {', '.join(leftovers)}", file=sys.stderr)
+    existing = ckpt.list_checkpoints(checkpoint_dir)
+    abstract = jax.eval_shape(jax.vmap(trainer.init), keys)
+    found = ckpt.restore_latest(checkpoint_dir, abstract, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+    if found is None and existing:
+        raise ConfigError("--resume", str(run_dir),
+                          f"none of its {len(existing)} checkpoint(s) is intact (see the warnings above): "
+                          "restore a backup of RUN_DIR/checkpoints, or start again with --overwrite")
+    if found is None:
+        print(f"{run_dir} has no checkpoint yet: restarting the run from the beginning", file=sys.stderr)
+    return found
+
+
+def non_finite_report(metrics: dict[str, np.ndarray], epoch: int, sgd_steps_per_epoch: int) -> dict | None:
+    """Pops the epoch's `nonfinite/` keys from `metrics` (host arrays, leading seed axis) and returns None if
+    every metric and parameter stayed finite, else which quantities went non-finite, where, in words."""
+    flags = {k.removeprefix("nonfinite/"): np.atleast_1d(metrics.pop(k)) for k in list(metrics)
+             if k.startswith("nonfinite/")}
+    steps = flags.pop("step", np.array([-1]))
+    bad_means = [k for k, v in metrics.items() if not np.all(np.isfinite(np.asarray(v, dtype=np.float64)))]
+    if np.all(steps < 0) and not bad_means:
+        return None
+    if np.any(steps >= 0):  # inside the SGD steps: the first step (over seeds) and what was non-finite there
+        seed = int(np.argmin(np.where(steps >= 0, steps, np.iinfo(np.int64).max)))
+        names = [name for name, at_step in flags.items() if at_step[seed]]
+        sgd_step = epoch * sgd_steps_per_epoch + int(steps[seed]) + 1
+        where = f"SGD step {sgd_step} (step {int(steps[seed]) + 1} of {sgd_steps_per_epoch} in epoch {epoch + 1})"
+    else:  # outside them (collection)
+        sgd_step = None
+        bad_per_seed = [~np.isfinite(np.atleast_1d(np.asarray(metrics[k], dtype=np.float64))) for k in bad_means]
+        seed = int(np.argmax(np.any(np.stack(bad_per_seed), axis=0)))
+        names = bad_means
+        where = f"the collection of epoch {epoch + 1}"
+    num_seeds = len(steps)
+    if num_seeds > 1:
+        where += f", seed {seed} of {num_seeds}"
+    what = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return {"what": what, "quantities": names, "where": where, "epoch": epoch + 1, "sgd_step": sgd_step,
+            "seed": seed}
 
 
 def _compile_ahead(epoch_fn, eval_fn, diag_fn, state: TrainState, cfg):
@@ -279,12 +398,12 @@ def out_of_support_warnings(row: dict, warned: set[str], threshold: float = OUT_
     return messages
 
 
-def _tensorboard(run_dir: Path, enabled: bool):
+def _tensorboard(run_dir: Path, enabled: bool, purge_step: int | None = None):
     if not enabled:
         return None
     from tensorboardX import SummaryWriter
 
-    return SummaryWriter(str(run_dir / "tb"))
+    return SummaryWriter(str(run_dir / "tb"), purge_step=purge_step)
 
 
 def _rewrite_metrics(run_dir: Path, rows: list[dict]) -> None:
@@ -293,23 +412,44 @@ def _rewrite_metrics(run_dir: Path, rows: list[dict]) -> None:
     tmp.replace(run_dir / METRICS_FILE)
 
 
-def _write_divergence(run_dir: Path, epoch: int, name: str, metrics: dict) -> None:
-    report = {"epoch": epoch, "non_finite": name,
-              "metrics": {k: np.asarray(v).tolist() for k, v in metrics.items()}}
-    (run_dir / "divergence.json").write_text(json.dumps(report, indent=1, default=str))
+def _write_divergence(run_dir: Path, report: dict, metrics: dict, diverged: TrainState, trainer: Trainer, diag_fn,
+                      last_good_epoch: int) -> None:
+    """divergence.json: what went non-finite where, the epoch's metrics, the norm of every parameter array
+    of the diverged state (which layer blew up) and the network diagnostics of that state."""
+    seed = report["seed"]
+    params = jax.device_get(diverged.agent.params)
+    norms, non_finite = {}, []
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        leaf = np.asarray(leaf)[seed]
+        name = jax.tree_util.keystr(path)
+        norms[name] = float(np.linalg.norm(leaf.astype(np.float64).ravel()))
+        if not np.all(np.isfinite(leaf)):
+            non_finite.append(name)
+    try:
+        cfg = trainer.config
+        diagnostics = jax.device_get(diag_fn(diverged, eval_keys(cfg.seed + 1, cfg.num_seeds, report["epoch"])))
+        diagnostics = {k: np.asarray(v)[seed] for k, v in diagnostics.items()}
+    except Exception as err:  # the report must never hide the divergence itself
+        diagnostics = {"error": f"{type(err).__name__}: {err}"}
+    data = {**{k: v for k, v in report.items() if k != "what"},
+            "env_steps": int(np.asarray(diverged.env_steps)[seed]),
+            "last_good_checkpoint_epoch": last_good_epoch,
+            "metrics": {k: np.asarray(v).tolist() for k, v in metrics.items()},
+            "non_finite_params": non_finite, "param_norms": norms, "diagnostics": diagnostics}
+    (run_dir / "divergence.json").write_text(json.dumps(json_safe(data), indent=1))
 
 
 def _evaluate_and_log(trainer, eval_fn, diag_fn, state: TrainState, window, epoch, t_start, rows, run_dir, writer,
-                      timings: dict[str, float]) -> dict:
+                      timings: dict[str, float], skipped_updates: int = 0) -> dict:
     cfg = trainer.config
     eval_metrics, _, _ = eval_fn(state.agent.params, eval_keys(cfg.seed, cfg.num_seeds, epoch))
     eval_metrics = jax.device_get(eval_metrics)
     per_seed = {f"eval/{k}": np.mean(v, axis=-1) for k, v in eval_metrics.items()}
-    train_means = {k: np.mean(np.stack([w[k] for w in window]), axis=0) for k in window[0]}
+    train_means = {k: np.mean(np.stack([w[k] for w in window]), axis=0) for k in (window[0] if window else {})}
     diagnostics = jax.device_get(diag_fn(state, eval_keys(cfg.seed + 1, cfg.num_seeds, epoch)))
     row = {"epoch": epoch, "env_steps": int(np.asarray(state.env_steps)[0]),
            "sgd_steps": epoch * cfg.sgd_steps_per_collect, "wall_time": time.time() - t_start,
-           **timings,
+           **timings, "skipped_updates": skipped_updates,
            **summarise(per_seed), **summarise(train_means), **summarise(diagnostics)}
     rows.append(row)
     with open(run_dir / METRICS_FILE, "a") as f:
