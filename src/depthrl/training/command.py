@@ -64,6 +64,12 @@ def command_module(kind: str):
 
 def validate(args: Any) -> None:
     """Every check that can fail, before any compute."""
+    validate_config(args)
+    runner.check_run_dir(Path(args.run_dir), args.overwrite, args.resume is not None)
+
+
+def validate_config(args: Any) -> None:
+    """The checks of the config itself (not of the run directory)."""
     args.env.validate()
     args.agent.validate()
     args.train.validate()
@@ -81,7 +87,14 @@ def resolve_resume(args: Any) -> Any:
     """With --resume, the run's own config.json is the config; a flag that conflicts with it is an error."""
     if args.resume is None:
         return args
+    if args.overwrite:
+        raise ConfigError("--overwrite", True, "not with --resume (--resume continues the run, --overwrite deletes it)")
     run_dir = Path(args.resume)
+    stored_kind = _stored_kind(run_dir)
+    if stored_kind is not None and stored_kind != args.kind:
+        command_module(stored_kind)  # an agent this depthrl does not know: the error lists the known ones
+        raise ConfigError("--resume", str(run_dir), f"holds a `depthrl train {stored_kind}` run; resume it with that "
+                          f"command, not `depthrl train {args.kind}`")
     saved = runner.load_config(run_dir, type(args))
     default = type(args)()
     for section in ("env", "agent", "train"):
@@ -91,8 +104,23 @@ def resolve_resume(args: Any) -> Any:
             if g != d and g != s:
                 flag = "--" + field.name.replace("_", "-")
                 raise ConfigError(flag, g, f"conflicts with the resumed run's config ({s!r}); drop the flag")
+    # Flags of the shell (not of what is learned) may change on resume; given ones win, the rest are the run's.
+    shell = {name: getattr(args, name) for name in _RESUMABLE_SHELL_FLAGS
+             if getattr(args, name) != getattr(default, name)}
+    # Paths come from --resume only: run_dir in config.json is never used to write (it cannot send files elsewhere).
     return dataclasses.replace(saved, resume=args.resume, run_dir=str(run_dir), overwrite=False,
-                               progress=args.progress, plots=args.plots)
+                               progress=args.progress, plots=args.plots, **shell)
+
+
+_RESUMABLE_SHELL_FLAGS = ("keep_checkpoints", "tensorboard", "skip_non_finite", "compile_cache")
+
+
+def _stored_kind(run_dir: Path) -> str | None:
+    try:
+        data = json.loads((run_dir / runner.CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return None  # load_config reports a missing or unreadable config.json
+    return data.get("kind") if isinstance(data, dict) else None
 
 
 def build(args: Any) -> Trainer:
@@ -154,12 +182,13 @@ def load_run(run_dir: Path):
     config_path = Path(run_dir) / runner.CONFIG_FILE
     if not config_path.exists():
         raise ConfigError("RUN_DIR", str(run_dir), f"not a run directory (no {runner.CONFIG_FILE})")
-    kind = json.loads(config_path.read_text()).get("kind", "crl")
+    kind = _stored_kind(Path(run_dir)) or "crl"
     args = runner.load_config(Path(run_dir), command_module(kind).Args)
+    validate_config(args)
     trainer = build(args)
     cfg = trainer.config
     abstract = jax.eval_shape(jax.vmap(trainer.init), runner.seed_keys(cfg.seed, cfg.num_seeds))
-    path = ckpt.latest_good(Path(run_dir) / "checkpoints")
-    if path is None:
+    found = ckpt.restore_latest(Path(run_dir) / "checkpoints", abstract)
+    if found is None:
         raise ConfigError("RUN_DIR", str(run_dir), "has no valid checkpoint")
-    return args, trainer, ckpt.restore(path, abstract)
+    return args, trainer, found[1]
