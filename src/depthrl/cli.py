@@ -45,7 +45,7 @@ def _resolve(argv: list[str]) -> tuple[tuple[str, str | None], list[str]] | None
 def main(argv: list[str] | None = None) -> int:
     import tyro
 
-    from depthrl.errors import ConfigError
+    from depthrl.errors import ConfigError, DivergenceError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -78,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:  # invalid values fail before any compute, naming the flag
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
+    except DivergenceError as err:  # the runner kept the last good checkpoint and wrote divergence.json
+        print(f"{prog}: diverged: {err}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:  # the runner already said which checkpoint is kept and how to resume
+        return 130
 
 
 def _preset_name(argv: list[str]) -> str | None:

@@ -16,6 +16,10 @@ class ConfigError(ValueError):
         super().__init__(f"{flag}={value!r} is invalid: {allowed}")
 
 
+class DivergenceError(RuntimeError):
+    """Training stopped because a loss, gradient or parameter became non-finite (the message says which, where)."""
+
+
 def check_positive(flag: str, value: int | float) -> None:
     if not value > 0:
         raise ConfigError(flag, value, "must be > 0")
