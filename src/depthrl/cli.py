@@ -8,6 +8,7 @@ a one-line docstring that `--help` shows) and `main(args) -> int`. Modules are i
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 # (group, subcommand or None) -> (module, one-line description)
@@ -19,6 +20,12 @@ COMMANDS: dict[tuple[str, str | None], tuple[str, str]] = {
     ("bench", "env"): ("depthrl.benchmarks.env", "Benchmark env steps/s of the jitted vmapped step."),
     ("plot", None): ("depthrl.training.plot_cli", "Write the plots of a run directory."),
     ("envs", None): ("depthrl.envs.list_cli", "List the registered environments."),
+    ("presets", None): ("depthrl.tools.presets_cli", "List the named presets with the papers' numbers."),
+    ("estimate", None): ("depthrl.tools.estimate_cli", "Estimate params, FLOPs and peak memory of a CRL run."),
+    ("eval", None): ("depthrl.tools.eval_cli", "Evaluate a saved policy, on its env or another."),
+    ("render", None): ("depthrl.tools.render_cli", "Animate a saved policy in its maze (GIF)."),
+    ("compare", None): ("depthrl.tools.compare_cli", "One table and one plot of several runs side by side."),
+    ("doctor", None): ("depthrl.tools.doctor", "Versions, devices, compile cache and a 10 s self-check."),
 }
 
 
@@ -47,10 +54,24 @@ def main(argv: list[str] | None = None) -> int:
 
     from depthrl.errors import ConfigError, DivergenceError
 
+    # GPU memory is allocated on demand instead of JAX's default (75% of the GPU at start), so several runs can
+    # share a GPU and memory_stats() shows what a run uses. Set before any command imports jax; a user's
+    # own setting wins (docs/cost.md).
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
+    if argv[0] == "train" and len(argv) > 1 and ("train", argv[1]) not in COMMANDS and _preset_name(argv[1:]):
+        # `depthrl train --preset NAME`: the agent is the preset's (depthrl/presets.py)
+        from depthrl.presets import by_name
+
+        preset = by_name().get(_preset_name(argv[1:]))
+        if preset is None:
+            print(f"depthrl train: unknown --preset {_preset_name(argv[1:])!r}; `depthrl presets` lists them",
+                  file=sys.stderr)
+            return 2
+        argv = ["train", preset.kind, *argv[1:]]
     resolved = _resolve(argv)
     if resolved is None:
         subs = sorted(s for (g, s) in COMMANDS if g == argv[0] and s)

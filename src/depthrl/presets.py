@@ -90,8 +90,8 @@ def _crl_presets() -> list[Preset]:
         presets.append(Preset(
             f"depth-u-d{depth}", "crl", "cpu", "depth scaling",
             f"Depth scaling on the point-mass U-maze, depth {depth} (run d4, d16, d64 and `depthrl compare`).",
-            "finding (a): performance grows with depth and jumps at a critical depth "
-            f"({_table1('Humanoid U-Maze', 4 if depth == 4 else 64)})",
+            "finding (a): performance grows with depth and jumps at a critical depth; Table 1, Humanoid "
+            f"U-Maze, depth 4 → 64: {TABLE1['Humanoid U-Maze'][0]:g} → {TABLE1['Humanoid U-Maze'][1]:g} / 1000",
             EnvConfig(env="point-maze-u"), _cpu_agent(depth), _CPU_TRAIN, f"runs/depth-u-d{depth}"))
     for layout, task in (("u4", "Ant U4-Maze"), ("u5", "Ant U5-Maze"), ("big", "Ant Big Maze"),
                          ("hardest", "Ant Hardest Maze")):

@@ -1,0 +1,1 @@
+"""Commands around training: presets, estimate, eval, render, compare, doctor."""

@@ -1,0 +1,127 @@
+"""Animate a saved policy in its maze: the point mass's path over the layout, its goal marked, as a GIF.
+
+Episodes run from reset with the deterministic policy of a checkpoint (seed 0 of the run); each episode has
+its own colour: path so far (line), current position (dot), goal (star). Physics envs are not supported
+yet. Example: depthrl render runs/quickstart --out quickstart.gif --episodes 6
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import tyro
+
+from depthrl.errors import ConfigError, check_positive
+
+
+@dataclasses.dataclass(frozen=True)
+class Args:
+    run_dir: tyro.conf.Positional[str]
+    """The run directory (written by `depthrl train`)."""
+    out: str | None = None
+    """GIF file to write (None: RUN_DIR/plots/policy.gif)."""
+    checkpoint: int | None = None
+    """Checkpoint to animate, by epoch (None: the newest intact one)."""
+    episodes: int = 4
+    """Episodes drawn together, one colour each."""
+    stitching: bool = False
+    """Draw episodes of the stitching protocol's long start/goal pairs (a --stitching run always does)."""
+    seed: int | None = None
+    """Evaluation seed (None: the keys the run itself evaluated this checkpoint with)."""
+    fps: int = 15
+    """Frames per second of the GIF."""
+    max_frames: int = 100
+    """At most this many frames: longer episodes are shown every k-th step."""
+
+    def validate(self) -> Args:
+        if self.out is not None and not self.out.lower().endswith(".gif"):
+            raise ConfigError("--out", self.out, "must be a .gif file")
+        check_positive("--episodes", self.episodes)
+        check_positive("--fps", self.fps)
+        if self.max_frames < 2:
+            raise ConfigError("--max-frames", self.max_frames, "must be >= 2")
+        if self.checkpoint is not None and self.checkpoint < 1:
+            raise ConfigError("--checkpoint", self.checkpoint, "must be an epoch >= 1 (see RUN_DIR/checkpoints)")
+        return self
+
+
+def rollout(args: Args):
+    """(layout, positions [T, K, 2], goals [K, 2], at_goal [T, K] bool, title) of K deterministic episodes."""
+    import jax
+    import numpy as np
+
+    from depthrl.envs.registry import make_envs
+    from depthrl.tools import eval_cli, runs
+    from depthrl.training import runner
+
+    run_args = runs.run_args(Path(args.run_dir))
+    env_config = eval_cli.eval_env_config(run_args.env, eval_cli.Args(run_dir=args.run_dir, stitching=args.stitching))
+    _, eval_env = make_envs(env_config)
+    layout = runs.maze_layout(eval_env)
+    if layout is None:
+        try:
+            import brax  # noqa: F401
+
+            why = "brax is installed, but depthrl does not drive its renderer yet"
+        except ImportError:
+            why = "physics rendering needs brax (not installed) and is not supported yet"
+        raise ConfigError("RUN_DIR", args.run_dir, f"its env {env_config.env!r} is not a maze: {why}")
+    loaded = runs.load(args.run_dir, args.checkpoint)
+    cfg = loaded.trainer.config
+    trainer = dataclasses.replace(loaded.trainer, eval_env=eval_env,
+                                  config=dataclasses.replace(cfg, num_eval_envs=args.episodes))
+    params0 = jax.tree.map(lambda x: x[0], loaded.state.agent.params)
+    key = runner.eval_keys(cfg.seed if args.seed is None else args.seed, 1, loaded.epoch)[0]
+    _, positions, goals = jax.jit(trainer.evaluate, static_argnums=2)(params0, key, True)
+    positions, goals = np.asarray(positions, float), np.asarray(goals, float)
+    radius = getattr(runs.unwrapped_env(eval_env), "success_radius", 0.5)
+    at_goal = np.linalg.norm(positions - goals[None, :, :2], axis=-1) < radius
+    title = f"{loaded.run_dir.name}: epoch {loaded.epoch}, {env_config.env}"
+    return layout, positions, goals, at_goal, title
+
+
+def write_gif(layout, positions, goals, at_goal, path: Path, fps: int, max_frames: int, title: str = "") -> int:
+    """Animate positions [T, K, 2] over the maze into a GIF at `path`; returns the number of frames."""
+    import numpy as np
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    from depthrl.envs import render
+
+    steps, episodes = positions.shape[:2]
+    stride = max(1, -(-steps // max_frames))
+    frames = list(range(0, steps, stride))
+    if frames[-1] != steps - 1:
+        frames.append(steps - 1)
+    fig, ax = render._new_axes(layout)
+    render.render_layout(layout, ax)
+    colors = [f"C{i % 10}" for i in range(episodes)]
+    paths = [ax.plot([], [], color=c, linewidth=1.2, alpha=0.9, zorder=3)[0] for c in colors]
+    dots = [ax.plot([], [], "o", color=c, markersize=6, markeredgecolor="black", zorder=4)[0] for c in colors]
+    for goal, color in zip(goals, colors, strict=True):
+        ax.plot(*goal[:2], "*", color=color, markersize=13, markeredgecolor="black", zorder=5)
+    label = ax.set_title("", fontsize=8)
+
+    def draw(t: int):
+        for k in range(episodes):
+            paths[k].set_data(positions[: t + 1, k, 0], positions[: t + 1, k, 1])
+            dots[k].set_data([positions[t, k, 0]], [positions[t, k, 1]])
+        reached = int(np.sum(at_goal[t]))
+        label.set_text(f"{title}\nstep {t + 1}/{steps} · at goal {reached}/{episodes}")
+        return [*paths, *dots, label]
+
+    fig.tight_layout()
+    animation = FuncAnimation(fig, draw, frames=frames, blit=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    animation.save(str(path), writer=PillowWriter(fps=fps))
+    return len(frames)
+
+
+def main(args: Args) -> int:
+    args.validate()
+    layout, positions, goals, at_goal, title = rollout(args)
+    out = Path(args.out) if args.out else Path(args.run_dir) / "plots" / "policy.gif"
+    frames = write_gif(layout, positions, goals, at_goal, out, args.fps, args.max_frames, title)
+    final = float(at_goal[-1].mean())
+    print(f"wrote {out} ({frames} frames, {positions.shape[1]} episodes; at goal on the last step: {final:.2f})")
+    return 0

@@ -1,0 +1,76 @@
+"""Open a run directory for the tools: its config, trainer and a chosen checkpoint (JSON + arrays only)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from depthrl.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedRun:
+    run_dir: Path
+    args: Any  # the run's train command Args, from config.json
+    trainer: Any
+    state: Any  # TrainState with a leading seed axis
+    epoch: int  # the checkpoint's epoch
+
+
+def run_args(run_dir: Path) -> Any:
+    """The Args stored in RUN_DIR/config.json (validated), without building anything."""
+    from depthrl.training import command, runner
+
+    if not (run_dir / runner.CONFIG_FILE).is_file():
+        raise ConfigError("RUN_DIR", str(run_dir), f"not a run directory (no {runner.CONFIG_FILE})")
+    kind = command._stored_kind(run_dir) or "crl"
+    args = runner.load_config(run_dir, command.command_module(kind).Args)
+    command.validate_config(args)
+    return args
+
+
+def load(run_dir: str | Path, checkpoint: int | None = None) -> LoadedRun:
+    """The run and its state at checkpoint `checkpoint` (an epoch; None: the newest intact one)."""
+    import jax
+
+    from depthrl.training import checkpoint as ckpt
+    from depthrl.training import command, runner
+
+    run_dir = Path(run_dir)
+    args = run_args(run_dir)
+    trainer = command.build(args)
+    cfg = trainer.config
+    abstract = jax.eval_shape(jax.vmap(trainer.init), runner.seed_keys(cfg.seed, cfg.num_seeds))
+    checkpoints = ckpt.list_checkpoints(run_dir / "checkpoints")
+    if checkpoint is None:
+        found = ckpt.restore_latest(run_dir / "checkpoints", abstract,
+                                    warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+        if found is None:
+            raise ConfigError("RUN_DIR", str(run_dir), "has no intact checkpoint")
+        path, state = found
+    else:
+        by_epoch = {ckpt.epoch_of(p): p for p in checkpoints}
+        if checkpoint not in by_epoch:
+            raise ConfigError("--checkpoint", checkpoint,
+                              f"choose one of the run's checkpoints (epochs): {sorted(by_epoch) or 'none'}")
+        path = by_epoch[checkpoint]
+        problem = ckpt.verify(path)
+        if problem is not None:
+            raise ConfigError("--checkpoint", checkpoint, f"checkpoint {path.name} is corrupt ({problem})")
+        state = ckpt.restore(path, abstract)
+    return LoadedRun(run_dir=run_dir, args=args, trainer=trainer, state=state, epoch=ckpt.epoch_of(path))
+
+
+def maze_layout(env: Any):
+    """The maze layout under an env's wrappers, or None for an env that is not a maze."""
+    from depthrl.envs.wrappers import unwrapped
+
+    return getattr(unwrapped(env), "layout", None)
+
+
+def unwrapped_env(env: Any) -> Any:
+    from depthrl.envs.wrappers import unwrapped
+
+    return unwrapped(env)
