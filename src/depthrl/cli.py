@@ -16,6 +16,8 @@ COMMANDS: dict[tuple[str, str | None], tuple[str, str]] = {
     ("train", "crl"): ("depthrl.training.train_cli", "Train contrastive RL (goal-conditioned, reward-free)."),
     ("train", "sac"): ("depthrl.training.train_sac", "Train SAC + HER (MSE or classification critic)."),
     ("train", "td3"): ("depthrl.training.train_td3", "Train TD3 + HER (MSE or classification critic)."),
+    ("train", "dqn"): ("depthrl.training.train_dqn", "Train DQN, discrete actions (MSE or classification critic)."),
+    ("train", "ppo"): ("depthrl.training.train_ppo", "Train PPO, discrete actions (MSE or classification value)."),
     ("bench", "network"): ("depthrl.benchmarks.network", "Benchmark one residual network SGD step."),
     ("bench", "env"): ("depthrl.benchmarks.env", "Benchmark env steps/s of the jitted vmapped step."),
     ("plot", None): ("depthrl.training.plot_cli", "Write the plots of a run directory."),
