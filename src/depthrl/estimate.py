@@ -213,7 +213,7 @@ def estimate(args: Any, trainer: Any) -> Estimate:
     """The cost of training `trainer` as configured by `args` (a train command's Args). Traces shapes only."""
     cfg = trainer.config
     agent_cfg = trainer.agent.config
-    batch = int(agent_cfg.batch_size)
+    batch = int(getattr(agent_cfg, "batch_size", 1))
     remat = bool(getattr(agent_cfg, "remat", False))
     state = jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
     networks = find_networks(state.agent.params)
@@ -233,14 +233,19 @@ def estimate(args: Any, trainer: Any) -> Estimate:
     logits_bytes = 4 * batch * batch * FLOAT_BYTES if repr_dim else 0  # logits, softmax, their gradients
     flops += 3 * 2 * batch * batch * repr_dim
     params_bytes = tree_bytes(state.agent.params)
+    env_bytes = tree_bytes(getattr(state, "env_state", ()))
+    # Everything else the train state holds: the replay buffer (or none for on-policy agents), keys, counters.
+    buffer_bytes = tree_bytes(state) - tree_bytes(state.agent) - env_bytes
     spec = trainer.env.spec
-    seeds = cfg.num_seeds
-    collect = (cfg.unroll_length * cfg.num_envs * (spec.state_dim + spec.action_dim + 3)
-               + 4 * (cfg.num_envs + cfg.num_eval_envs) * max((n.width for n in networks), default=1)
-               + 2 * cfg.num_eval_envs * spec.episode_length) * FLOAT_BYTES
+    seeds = getattr(cfg, "num_seeds", 1)
+    num_envs, num_eval_envs = getattr(cfg, "num_envs", 1), getattr(cfg, "num_eval_envs", 1)
+    # One collected unroll (obs, action, reward, done, ...) and the acting / evaluation forward passes.
+    collect = (getattr(cfg, "unroll_length", 1) * num_envs * (spec.obs_dim + spec.action_dim + 3)
+               + 4 * (num_envs + num_eval_envs) * max((n.width for n in networks), default=1)
+               + 2 * num_eval_envs * spec.episode_length) * FLOAT_BYTES
     return Estimate(
         num_params=sum(math.prod(x.shape) for x in jax.tree.leaves(state.agent.params)),
-        flops_per_sgd_step=flops, sgd_steps_per_epoch=cfg.sgd_steps_per_collect, num_seeds=seeds,
+        flops_per_sgd_step=flops, sgd_steps_per_epoch=getattr(cfg, "sgd_steps_per_collect", 1), num_seeds=seeds,
         batch_size=batch, remat=remat, layouts=tuple(sorted({n.layout for n in networks})),
         params_bytes=seeds * params_bytes,
         optimizer_bytes=seeds * (tree_bytes(state.agent) - params_bytes),
@@ -248,8 +253,8 @@ def estimate(args: Any, trainer: Any) -> Estimate:
         activation_bytes=seeds * (acts + recompute),
         activation_bytes_remat=seeds * (acts_remat + recompute_remat),
         logits_bytes=seeds * logits_bytes,
-        buffer_bytes=seeds * tree_bytes(state.buffer),
-        env_bytes=seeds * tree_bytes(state.env_state),
+        buffer_bytes=seeds * buffer_bytes,
+        env_bytes=seeds * env_bytes,
         collect_bytes=seeds * collect,
     )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -164,7 +165,11 @@ def _check_cost(args: Any, trainer: Trainer) -> None:
     """Print the cost estimate; refuse (ConfigError) a run that cannot fit, unless --no-memory-check."""
     from depthrl import estimate
 
-    est = estimate.estimate(args, trainer)
+    try:
+        est = estimate.estimate(args, trainer)
+    except Exception as err:  # an estimate that cannot be made must never stop a run
+        print(f"estimate unavailable ({type(err).__name__}: {err}); memory not checked", file=sys.stderr)
+        return
     print(est.line())
     if args.memory_check:
         estimate.check_fits(est, *estimate.available_memory())
