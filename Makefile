@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PHYSICS_STAMP := $(VENV)/.installed-physics
 
 .PHONY: quickstart test train soak bench clean-venv
 
@@ -13,12 +14,17 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]'
 	@touch $(STAMP)
 
+# The physics extra (brax, mujoco, mujoco-mjx) for the paper's Ant/Humanoid/arm tasks; the tests need it.
+$(PHYSICS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev,physics]'
+	@touch $(PHYSICS_STAMP)
+
 ## The main job: CRL on the embedded point-mass U-maze, with plots (runs/quickstart/plots).
 quickstart: $(STAMP)
 	$(BIN)/depthrl train crl --preset quickstart --run-dir runs/quickstart --overwrite
 
-## The whole test suite plus ruff.
-test: $(STAMP)
+## The whole test suite plus ruff (with the physics extra, so the brax/MJX env tests run).
+test: $(STAMP) $(PHYSICS_STAMP)
 	$(BIN)/ruff check src tests experiments
 	$(BIN)/python -m pytest
 

@@ -13,6 +13,7 @@ import dataclasses
 
 from depthrl.envs import episodic
 from depthrl.envs.maze import BUILTIN_LAYOUTS, Layout, PointMaze, parse_layout
+from depthrl.envs.physics import catalog as physics_catalog
 from depthrl.envs.stitching import longest_path, stitching_pairs
 from depthrl.envs.wrappers import EpisodeWrapper, VmapWrapper
 from depthrl.errors import ConfigError, check_positive
@@ -51,14 +52,22 @@ class EnvConfig:
     """With --stitching: smallest shortest-path distance (cells) between evaluation start and goal."""
     stitch_eval_max: int = 6
     """With --stitching: largest shortest-path distance (cells) between evaluation start and goal."""
+    physics_backend: str | None = None
+    """Physics envs only: brax pipeline spring, generalized or mjx (None = the task's: spring, mjx for the arm)."""
 
     def validate(self) -> EnvConfig:
         """Raise ConfigError naming the flag at fault; return self so calls can chain."""
+        if self.physics_backend is not None and self.env not in physics_catalog.ENVS:
+            raise ConfigError("--physics-backend", self.physics_backend, f"only for physics envs, not --env {self.env}")
         if self.env in episodic.ENVS:  # gymnax and probe envs: reward-driven, early termination
             episodic.validate_config(self)
             return self
+        if self.env in physics_catalog.ENVS:  # brax / MJX tasks (the physics extra)
+            physics_catalog.validate_config(self)
+            return self
         if self.env not in ENVS:
-            raise ConfigError("--env", self.env, f"choose one of {', '.join([*ENVS, *episodic.ENVS])}")
+            raise ConfigError("--env", self.env,
+                              f"choose one of {', '.join([*ENVS, *episodic.ENVS, *physics_catalog.ENVS])}")
         builtin, _ = ENVS[self.env]
         if builtin is None and self.layout is None:
             raise ConfigError(
@@ -127,7 +136,7 @@ def make_envs(cfg: EnvConfig) -> tuple[EpisodeWrapper, EpisodeWrapper]:
     if cfg.env in episodic.ENVS:
         env = episodic.make_env(cfg)
         return env, env
-    train, evaluation, length = _point_mazes(cfg)
+    train, evaluation, length = _goal_envs(cfg)
     return EpisodeWrapper(train, length), EpisodeWrapper(evaluation, length)
 
 
@@ -137,8 +146,15 @@ def batched_envs(cfg: EnvConfig) -> tuple[EpisodeWrapper, EpisodeWrapper]:
         env = episodic.make_env(cfg)
         batched = dataclasses.replace(env, env=VmapWrapper(env.env))
         return batched, batched
-    train, evaluation, length = _point_mazes(cfg)
+    train, evaluation, length = _goal_envs(cfg)
     return EpisodeWrapper(VmapWrapper(train), length), EpisodeWrapper(VmapWrapper(evaluation), length)
+
+
+def _goal_envs(cfg: EnvConfig):
+    """(train, eval, episode length) of a goal env: a point maze or a physics task (brax imported lazily)."""
+    if cfg.env in physics_catalog.ENVS:
+        return physics_catalog.make_envs(cfg)
+    return _point_mazes(cfg)
 
 
 def _point_mazes(cfg: EnvConfig) -> tuple[PointMaze, PointMaze, int]:
@@ -164,4 +180,4 @@ def list_envs() -> list[tuple[str, int, int, str]]:
     for name, (builtin, description) in ENVS.items():
         spec = PointMaze(builtin or "open").spec  # every point maze shares the dims
         rows.append((name, spec.obs_dim, spec.action_dim, description))
-    return rows + episodic.list_envs()
+    return rows + episodic.list_envs() + physics_catalog.list_envs()
