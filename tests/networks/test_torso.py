@@ -219,8 +219,9 @@ def test_depth_not_a_multiple_of_the_block_fails_with_nearest_values():
         check_depth("--depth", 2, 4)
     with pytest.raises(ConfigError, match="nearest valid: 3 or 6"):
         check_depth("--depth", 5, 3)
-    with pytest.raises(ConfigError):
-        check_depth("--depth", 0, 4)
+    for depth in (0, -3):
+        with pytest.raises(ConfigError, match="nearest valid: 4$"):
+            check_depth("--depth", depth, 4)
     check_depth("--depth", 12, 4)
     NetworkConfig(depth=6, layers_per_block=2).validate()
 

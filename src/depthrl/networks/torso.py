@@ -67,8 +67,7 @@ def check_depth(flag: str, depth: int, layers_per_block: int) -> None:
     if isinstance(depth, int) and depth > 0 and depth % layers_per_block == 0:
         return
     below = (depth // layers_per_block) * layers_per_block if isinstance(depth, int) else 0
-    above = below + layers_per_block
-    nearest = f"{below} or {above}" if below > 0 else f"{above}"
+    nearest = f"{below} or {below + layers_per_block}" if below > 0 else f"{layers_per_block}"
     raise ConfigError(
         flag,
         depth,
