@@ -1,0 +1,112 @@
+"""Depth scaling (Wang et al. 2025, Fig. 1/3 at CPU scale): CRL time-at-goal vs env steps for several
+depths on one maze, several seeds per depth (vmapped in one process), same budget for every depth.
+
+    .venv/bin/python experiments/depth_scaling.py --env point-maze-u4 --depths 4 16 --num-seeds 3
+
+Writes OUT/runs/depth_D (one run directory per depth), OUT/depth_scaling.csv and OUT/depth_scaling.png.
+A depth whose run already finished is skipped, so a killed sweep continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from pathlib import Path
+
+import tyro
+
+from depthrl.agents.crl import CRLConfig
+from depthrl.envs.registry import EnvConfig
+from depthrl.training import command, runner
+from depthrl.training.loop import TrainConfig
+from depthrl.training.train_cli import Args
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    env: str = "point-maze-u4"
+    """Maze to train on."""
+    depths: tuple[int, ...] = (4, 16)
+    """Depths to compare (each a multiple of 4)."""
+    width: int = 64
+    """Width of every network."""
+    num_seeds: int = 3
+    """Seeds per depth (vmapped in one process)."""
+    total_env_steps: int = 3_000_000
+    """Env steps per seed, the same for every depth."""
+    eval_every: int = 150_000
+    """Evaluation interval in env steps."""
+    out: str = "experiments/out/depth_scaling"
+    """Output folder."""
+
+
+def finished(run_dir: Path, args: Args) -> bool:
+    rows = runner.read_metrics(run_dir)
+    return bool(rows) and rows[-1]["epoch"] == args.train.num_epochs
+
+
+def main(opts: Options) -> None:
+    out = Path(opts.out)
+    rows_by_depth = {}
+    for depth in opts.depths:
+        run_dir = out / "runs" / f"depth_{depth}"
+        args = Args(env=EnvConfig(env=opts.env), agent=CRLConfig(depth=depth, width=opts.width),
+                    train=TrainConfig(num_envs=64, unroll_length=50, sgd_steps_per_collect=16,
+                                      total_env_steps=opts.total_env_steps, eval_every=opts.eval_every,
+                                      num_eval_envs=256, num_seeds=opts.num_seeds),
+                    run_dir=str(run_dir), overwrite=True)
+        if finished(run_dir, args):
+            print(f"depth {depth}: finished run found in {run_dir}, skipped")
+        elif (run_dir / "checkpoints").exists() and runner.read_metrics(run_dir):
+            command.run(dataclasses.replace(args, resume=str(run_dir), overwrite=False))
+        else:
+            command.run(args)
+        rows_by_depth[depth] = runner.read_metrics(run_dir)
+    write_csv(out / "depth_scaling.csv", rows_by_depth)
+    plot(out / "depth_scaling.png", rows_by_depth, opts)
+    print(f"wrote {out / 'depth_scaling.csv'} and {out / 'depth_scaling.png'}")
+
+
+def write_csv(path: Path, rows_by_depth: dict[int, list[dict]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["depth", "env_steps", "wall_time_s", "seed", "success", "time_at_goal", "final_distance"])
+        for depth, rows in rows_by_depth.items():
+            for r in rows:
+                seeds = len(r.get("eval/success_per_seed", [0]))
+                for s in range(seeds):
+                    vals = [r.get(f"eval/{m}_per_seed", [r[f"eval/{m}"]])[s]
+                            for m in ("success", "time_at_goal", "final_distance")]
+                    writer.writerow([depth, r["env_steps"], round(r["wall_time"], 1), s, *vals])
+
+
+def plot(path: Path, rows_by_depth: dict[int, list[dict]], opts: Options) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for depth, rows in rows_by_depth.items():
+        steps = np.array([r["env_steps"] for r in rows])
+        for ax, m in zip(axes, ("time_at_goal", "success"), strict=True):
+            mean = np.array([r[f"eval/{m}"] for r in rows])
+            std = np.array([r.get(f"eval/{m}_std", 0.0) for r in rows])
+            ax.plot(steps, mean, label=f"depth {depth}")
+            ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+    for ax, m in zip(axes, ("time at goal", "success"), strict=True):
+        ax.set_xlabel("env steps (per seed)")
+        ax.set_ylabel(m)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"CRL depth scaling on {opts.env}: width {opts.width}, {opts.num_seeds} seeds (mean ± std)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Options))
