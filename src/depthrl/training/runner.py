@@ -83,7 +83,8 @@ def _check_json_type(name: str, value: Any, hint: Any) -> Any:
         if base not in (bool, int, float, str, tuple, list, type(None)) and not dataclasses.is_dataclass(base):
             return value  # a type this check does not know: the config's validate() has the last word
     flag = "--" + name.replace("_", "-")
-    raise ConfigError(flag, value, f"{CONFIG_FILE} holds a {type(value).__name__} where {hint} is expected")
+    expected = getattr(hint, "__name__", str(hint))
+    raise ConfigError(flag, value, f"{CONFIG_FILE} holds a {type(value).__name__} where {expected} is expected")
 
 
 def load_config(run_dir: Path, cls: type) -> Any:
