@@ -28,5 +28,10 @@ test: $(STAMP) $(PHYSICS_STAMP)
 	$(BIN)/ruff check src tests experiments
 	$(BIN)/python -m pytest
 
+## Reliability soak (~10 min on 2 CPU cores): SIGKILL and resume a training run at random moments, then check
+## its metrics equal an uninterrupted run's exactly; prints PASS/FAIL (docs/reliability.md). SOAK_FLAGS=--help
+soak: $(STAMP)
+	$(BIN)/python scripts/soak.py $(SOAK_FLAGS)
+
 clean-venv:
 	rm -rf $(VENV)
