@@ -418,22 +418,25 @@ def _write_divergence(run_dir: Path, report: dict, metrics: dict, diverged: Trai
     """divergence.json: what went non-finite where, the epoch's metrics, the norm of every parameter array
     of the diverged state (which layer blew up) and the network diagnostics of that state."""
     seed = report["seed"]
-    params = jax.device_get(diverged.agent.params)
     norms, non_finite = {}, []
-    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
-        leaf = np.asarray(leaf)[seed]
-        name = jax.tree_util.keystr(path)
-        norms[name] = float(np.linalg.norm(leaf.astype(np.float64).ravel()))
-        if not np.all(np.isfinite(leaf)):
-            non_finite.append(name)
+    try:  # a trainer whose state lacks .params/.env_steps still gets a report; it must never hide the divergence
+        params = jax.device_get(getattr(diverged.agent, "params", diverged.agent))
+        for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+            leaf = np.asarray(leaf)[seed]
+            name = jax.tree_util.keystr(path)
+            norms[name] = float(np.linalg.norm(leaf.astype(np.float64).ravel()))
+            if not np.all(np.isfinite(leaf)):
+                non_finite.append(name)
+        env_steps = int(np.asarray(diverged.env_steps)[seed])
+    except Exception as err:
+        norms, env_steps = {"error": f"{type(err).__name__}: {err}"}, None
     try:
         cfg = trainer.config
         diagnostics = jax.device_get(diag_fn(diverged, eval_keys(cfg.seed + 1, cfg.num_seeds, report["epoch"])))
         diagnostics = {k: np.asarray(v)[seed] for k, v in diagnostics.items()}
-    except Exception as err:  # the report must never hide the divergence itself
+    except Exception as err:
         diagnostics = {"error": f"{type(err).__name__}: {err}"}
-    data = {**{k: v for k, v in report.items() if k != "what"},
-            "env_steps": int(np.asarray(diverged.env_steps)[seed]),
+    data = {**{k: v for k, v in report.items() if k != "what"}, "env_steps": env_steps,
             "last_good_checkpoint_epoch": last_good_epoch,
             "metrics": {k: np.asarray(v).tolist() for k, v in metrics.items()},
             "non_finite_params": non_finite, "param_norms": norms, "diagnostics": diagnostics}
