@@ -47,7 +47,7 @@ class RunArgs:
     progress: bool = True
     """Show a progress bar."""
     skip_non_finite: bool = False
-    """On a non-finite loss or gradient, skip that epoch's update instead of stopping the run."""
+    """On a non-finite loss, gradient or parameter, drop that epoch's update (keep its data) instead of stopping."""
     compile_cache: bool = True
     """Keep compiled programs in ~/.cache/depthrl so a rerun with the same shapes does not recompile."""
     memory_check: bool = True
