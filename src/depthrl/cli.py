@@ -20,6 +20,7 @@ COMMANDS: dict[tuple[str, str | None], tuple[str, str]] = {
     ("train", "ppo"): ("depthrl.training.train_ppo", "Train PPO, discrete actions (MSE or classification value)."),
     ("bench", "network"): ("depthrl.benchmarks.network", "Benchmark one residual network SGD step."),
     ("bench", "env"): ("depthrl.benchmarks.env", "Benchmark env steps/s of the jitted vmapped step."),
+    ("bench", "update"): ("depthrl.benchmarks.update", "Benchmark one agent SGD step (vs the paper's structure)."),
     ("plot", None): ("depthrl.training.plot_cli", "Write the plots of a run directory."),
     ("envs", None): ("depthrl.envs.list_cli", "List the registered environments."),
     ("presets", None): ("depthrl.tools.presets_cli", "List the named presets with the papers' numbers."),
