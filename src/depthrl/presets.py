@@ -8,8 +8,8 @@ Two scales:
   cpu  point-mass mazes at width 64, minutes to an hour on a 2-core laptop: the quick start and a
        CPU-scale version of each experiment (depth scaling, stitching, representations, width vs depth,
        and the Table 1 maze layouts with a point mass instead of the Ant).
-  gpu  the paper's own tasks and hyper-parameters (brax/MJX physics). Added for every physics env the
-       registry has; none is registered yet, so there are none today.
+  gpu  the paper's own tasks with its code's recipe (brax/MJX physics, one GPU): Table 1 at depth 4 and 64,
+       stitching and representations on the Ant, for every physics env the registry has.
 
 Paper numbers are time-at-goal out of 1000 steps (Wang et al. 2025, Table 1, depth 4 → 64); depthrl
 logs time at goal as a fraction of the episode, so 286 / 1000 reads as `eval/time_at_goal` 0.286. A CPU
@@ -132,9 +132,59 @@ def _crl_presets() -> list[Preset]:
     return presets
 
 
+# The paper code's recipe (github.com/wang-kevin3290/scaling-crl, train.py defaults and README command):
+# 512 envs × 62-step unrolls, 800 SGD steps of batch 512 after each (≈ 1 SGD step per 40 env steps), replay
+# of 10 000 steps per env, 1 000 steps per env of prefill, 128 evaluation episodes, 100 M env steps (its
+# default; the paper trains 50-400 M depending on the task), width 256.
+_PAPER_TRAIN = TrainConfig(num_envs=512, unroll_length=62, sgd_steps_per_collect=800, total_env_steps=100_000_000,
+                           buffer_size=10_000 * 512, prefill_steps=1_000 * 512, eval_every=1_000_000,
+                           num_eval_envs=128)
+
+# Table 1 task -> the registered physics env that runs it.
+TABLE1_ENVS: dict[str, str] = {
+    "Humanoid": "humanoid", "Humanoid U-Maze": "humanoid-u-maze", "Ant U4-Maze": "ant-u4-maze",
+    "Ant U5-Maze": "ant-u5-maze", "Ant Big Maze": "ant-big-maze", "Ant Hardest Maze": "ant-hardest-maze",
+    "Arm Push Easy": "arm-push-easy", "Arm Push Hard": "arm-push-hard", "Arm Binpick Hard": "arm-binpick-hard",
+}
+
+
+def _gpu_presets() -> list[Preset]:
+    """The paper's own tasks, for every physics env the registry has (brax/MJX; one GPU)."""
+    from depthrl.envs.physics import catalog
+
+    presets = []
+    for task, env in TABLE1_ENVS.items():
+        if env not in catalog.ENVS:
+            continue
+        for depth in (4, 64):
+            presets.append(Preset(
+                f"{env}-d{depth}", "crl", "gpu", "Table 1", f"Table 1: {task}, depth {depth}, the paper's recipe.",
+                f"paper: {_table1(task, depth)}", EnvConfig(env=env), CRLConfig(depth=depth, width=256,
+                                                                                 batch_size=512),
+                _PAPER_TRAIN, f"runs/{env}-d{depth}"))
+    if "ant-u4-maze-stitch" in catalog.ENVS:
+        for depth in (4, 64):
+            presets.append(Preset(
+                f"ant-stitch-d{depth}", "crl", "gpu", "stitching",
+                f"Ant stitching, depth {depth}: train on U4-maze cell pairs <= 3 apart, evaluate on 4-6 apart.",
+                "finding (g): deeper networks reach the unseen longer pairs more often (no single number)",
+                EnvConfig(env="ant-u4-maze-stitch"), CRLConfig(depth=depth, width=256, batch_size=512),
+                _PAPER_TRAIN, f"runs/ant-stitch-d{depth}"))
+    if "ant-u-maze" in catalog.ENVS:
+        for depth in (4, 64):
+            presets.append(Preset(
+                f"ant-repr-d{depth}", "crl", "gpu", "representations",
+                f"Ant U-maze critic representations, depth {depth}: see plots/q_heatmap.png of the run.",
+                "finding (f): the depth 4 critic's Q follows Euclidean distance through the wall, the depth 64 "
+                "critic's follows the path round it (no single number)",
+                EnvConfig(env="ant-u-maze"), CRLConfig(depth=depth, width=256, batch_size=512), _PAPER_TRAIN,
+                f"runs/ant-repr-d{depth}"))
+    return presets
+
+
 def all_presets() -> list[Preset]:
     """Every preset of every agent, in listing order."""
-    return _crl_presets()
+    return _crl_presets() + _gpu_presets()
 
 
 def by_name() -> dict[str, Preset]:

@@ -28,7 +28,7 @@ def main(args: Args) -> int:
     from depthrl.training import command
 
     args = command.resolve_resume(args)
-    command.validate(args)
+    command.validate_config(args)  # not the run directory: nothing is written
     trainer = command.build(args)
     est = estimate.estimate(args, trainer)
     available, where = estimate.available_memory()

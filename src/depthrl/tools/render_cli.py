@@ -100,7 +100,7 @@ def write_gif(layout, positions, goals, at_goal, path: Path, fps: int, max_frame
     dots = [ax.plot([], [], "o", color=c, markersize=6, markeredgecolor="black", zorder=4)[0] for c in colors]
     for goal, color in zip(goals, colors, strict=True):
         ax.plot(*goal[:2], "*", color=color, markersize=13, markeredgecolor="black", zorder=5)
-    label = ax.set_title("", fontsize=8)
+    label = ax.set_title(f"{title}\nstep 1/{steps}", fontsize=8)  # full text before the layout is fixed
 
     def draw(t: int):
         for k in range(episodes):

@@ -1,0 +1,98 @@
+"""depthrl eval / render / compare on tiny trained runs (tests/tools/conftest.py)."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from depthrl import cli
+from depthrl.errors import ConfigError
+from depthrl.tools import compare_cli, eval_cli, render_cli
+from depthrl.training import runner
+
+METRICS = ("success", "time_at_goal", "final_distance")
+
+
+def test_eval_reproduces_the_runs_own_evaluation(trained_runs):
+    run = trained_runs[0]
+    rows = {r["epoch"]: r for r in runner.read_metrics(run)}
+    latest = eval_cli.evaluate(eval_cli.Args(run_dir=str(run)))
+    at_2 = eval_cli.evaluate(eval_cli.Args(run_dir=str(run), checkpoint=2))
+    assert (latest["checkpoint_epoch"], at_2["checkpoint_epoch"]) == (4, 2)
+    for record in (latest, at_2):
+        row = rows[record["checkpoint_epoch"]]
+        for name in METRICS:  # same params, same keys, same episodes: the very same numbers
+            assert record["metrics"][name] == pytest.approx(row[f"eval/{name}"], abs=1e-6), name
+    assert latest["env_steps"] == rows[4]["env_steps"] and latest["episodes"] == 8
+
+
+def test_eval_on_other_envs_and_outputs(trained_runs, capsys):
+    run = trained_runs[0]
+    stitched = eval_cli.evaluate(eval_cli.Args(run_dir=str(run), stitching=True, stitch_eval_min=4,
+                                               stitch_eval_max=5, episodes=16, seed=3))
+    assert stitched["env"]["stitching"] and stitched["env"]["layout"] == "######/#R...#/#....#/#...G#/######"
+    assert stitched["episodes"] == 16 and len(stitched["per_seed"]["success"]) == 1
+    assert all(0.0 <= stitched["metrics"][k] <= 1.0 for k in ("success", "time_at_goal"))
+    # The evaluation pairs start 4-5 cells from the goal: a random-ish tiny policy ends far from it.
+    assert stitched["metrics"]["final_distance"] > 0.5
+
+    assert cli.main(["eval", str(run), "--env", "point-maze-u", "--episodes", "8", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["env"]["env"] == "point-maze-u" and record["env"]["layout"] is None
+    written = list((run / "eval").glob("epoch_00000004_point-maze-u_*.json"))
+    assert len(written) == 1 and json.loads(written[0].read_text()) == record
+
+    assert cli.main(["eval", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "checkpoint epoch 4" in out and "time_at_goal" in out
+
+
+def test_eval_errors_name_the_flag(trained_runs, tmp_path):
+    run = str(trained_runs[0])
+    with pytest.raises(ConfigError, match=r"--checkpoint.*\[2, 4\]"):
+        eval_cli.evaluate(eval_cli.Args(run_dir=run, checkpoint=3))
+    with pytest.raises(ConfigError, match="--stitch-eval-min"):  # only with --stitching
+        eval_cli.evaluate(eval_cli.Args(run_dir=run, stitch_eval_min=5))
+    with pytest.raises(ConfigError, match="--env"):
+        eval_cli.evaluate(eval_cli.Args(run_dir=run, env="no-such-env"))
+    with pytest.raises(ConfigError, match="RUN_DIR"):
+        eval_cli.evaluate(eval_cli.Args(run_dir=str(tmp_path)))
+    assert cli.main(["eval", run, "--episodes", "0"]) == 2
+
+
+def test_render_writes_an_animated_gif(trained_runs, tmp_path, capsys):
+    out = tmp_path / "policy.gif"
+    assert cli.main(["render", str(trained_runs[0]), "--out", str(out), "--episodes", "3", "--max-frames", "10"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert out.stat().st_size > 2_000
+    with Image.open(out) as gif:
+        assert gif.is_animated and gif.n_frames >= 5  # 50 steps every 5th (+ last); identical frames may merge
+        gif.seek(0)
+        first = np.asarray(gif.convert("RGB"), dtype=int)
+        gif.seek(gif.n_frames - 1)
+        last = np.asarray(gif.convert("RGB"), dtype=int)
+    assert first.shape[0] > 100 and first.shape[1] > 100
+    assert np.abs(first - last).sum() > 0  # the paths are drawn as the episode goes on
+    with pytest.raises(ConfigError, match="--out"):
+        render_cli.main(render_cli.Args(run_dir=str(trained_runs[0]), out=str(tmp_path / "x.png")))
+
+
+def test_compare_table_and_plot(trained_runs, tmp_path, capsys):
+    out = tmp_path / "compare.png"
+    args = ["compare", *map(str, trained_runs), "--out", str(out)]
+    assert cli.main(args) == 0
+    table = capsys.readouterr().out
+    assert "tiny_s0" in table and "tiny_s1" in table
+    assert out.stat().st_size > 5_000
+    assert cli.main([*args, "--json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["run"] for r in records] == ["tiny_s0", "tiny_s1"]
+    for record, run in zip(records, trained_runs, strict=True):
+        last = runner.read_metrics(run)[-1]
+        assert record["final eval/time_at_goal"] == last["eval/time_at_goal"]
+        assert record["best eval/success"] == max(r["eval/success"] for r in runner.read_metrics(run))
+        assert record["depth"] == 4 and record["env_steps"] == 1600 and record["compile_s"] > 0
+        assert f"{last['eval/time_at_goal']:.3f}" in table
+    with pytest.raises(ConfigError, match="RUN_DIRS"):
+        compare_cli.main(compare_cli.Args(run_dirs=(str(tmp_path),), out=str(out)))
