@@ -29,6 +29,7 @@ COMMANDS: dict[tuple[str, str | None], tuple[str, str]] = {
     ("render", None): ("depthrl.tools.render_cli", "Animate a saved policy in its maze (GIF)."),
     ("compare", None): ("depthrl.tools.compare_cli", "One table and one plot of several runs side by side."),
     ("doctor", None): ("depthrl.tools.doctor", "Versions, devices, compile cache and a 10 s self-check."),
+    ("sweep", None): ("depthrl.sweep", "Run a grid of train runs (local processes or Ray), resumable; IQM + 95% CI."),
 }
 
 
