@@ -18,6 +18,7 @@ COMMANDS: dict[tuple[str, str | None], tuple[str, str]] = {
     ("train", "td3"): ("depthrl.training.train_td3", "Train TD3 + HER (MSE or classification critic)."),
     ("train", "dqn"): ("depthrl.training.train_dqn", "Train DQN, discrete actions (MSE or classification critic)."),
     ("train", "ppo"): ("depthrl.training.train_ppo", "Train PPO, discrete actions (MSE or classification value)."),
+    ("train", "crl-pair"): ("depthrl.training.train_crl_pair", "Train a CRL learner on a CRL collector's data."),
     ("bench", "network"): ("depthrl.benchmarks.network", "Benchmark one residual network SGD step."),
     ("bench", "env"): ("depthrl.benchmarks.env", "Benchmark env steps/s of the jitted vmapped step."),
     ("bench", "update"): ("depthrl.benchmarks.update", "Benchmark one agent SGD step (vs the paper's structure)."),
