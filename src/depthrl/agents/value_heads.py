@@ -1,0 +1,144 @@
+"""What the value-based agents share: the deep-network flags, the critic-loss flags (regression or
+classification, Farebrother et al. 2024) and a value network that outputs either.
+
+`NetworkFlags` holds the residual-torso flags every agent exposes (`--depth/--width/...`, as CRL's);
+`ValueFlags` adds `--critic-loss {mse,hl-gauss,two-hot,c51}` and the categorical support. An agent config
+subclasses `ValueFlags` so its command shows them all without prefixes.
+
+`ValueNetwork` = residual torso + one linear head with outputs [..., num_outputs] (scalars, e.g. one Q per
+action) or [..., num_outputs, num_bins] (logits of a categorical value per output); `read_value` turns
+either into scalars, `scalar_target_loss` scores them against scalar TD targets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+
+from depthrl.errors import ConfigError, check_choice, check_positive
+from depthrl.losses import value_dist as vd
+from depthrl.networks.heads import CategoricalValueHead
+from depthrl.networks.torso import LAYOUTS, NetworkConfig, ResidualTorso, check_depth
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkFlags:
+    """Residual torso flags (Wang et al. 2025, Fig. 1), the same for every network of the agent."""
+
+    depth: int = 4
+    """Dense layers inside the residual blocks of every network (a multiple of --layers-per-block)."""
+    width: int = 256
+    """Units per Dense layer."""
+    layers_per_block: int = 4
+    """Dense layers per residual block (the paper uses 4)."""
+    norm: str = "layernorm"
+    """Normalisation after each Dense: layernorm, rmsnorm or none."""
+    activation: str = "swish"
+    """Activation: swish, relu, gelu or tanh."""
+    skip: bool = True
+    """Residual skip connection around each block."""
+    network_layout: str = "auto"
+    """How blocks are compiled: unrolled (Python loop), scan (flat compile time) or auto (by depth)."""
+    remat: bool = False
+    """Recompute block activations in the backward pass (less memory, ~1/3 more compute)."""
+
+    def network(self, depth: int | None = None) -> NetworkConfig:
+        return NetworkConfig(depth=self.depth if depth is None else depth, width=self.width,
+                             layers_per_block=self.layers_per_block, norm=self.norm, activation=self.activation,
+                             skip=self.skip, layout=self.network_layout, remat=self.remat)
+
+    def validate_network(self) -> None:
+        check_positive("--layers-per-block", self.layers_per_block)
+        check_depth("--depth", self.depth, self.layers_per_block)
+        check_choice("--network-layout", self.network_layout, LAYOUTS)
+        self.network().validate(depth_flag="--depth")
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueFlags(NetworkFlags):
+    """Network flags plus how the critic is trained: regression (MSE) or classification over a support."""
+
+    critic_loss: str = "hl-gauss"
+    """Critic loss: mse (regression), hl-gauss, two-hot or c51 (classification; Farebrother et al. 2024)."""
+    num_bins: int = 101
+    """Bins of the categorical value support (hl-gauss, two-hot, c51)."""
+    v_min: float = -100.0
+    """Lowest value of the support: about the lowest discounted return of the env (mse: range of a metric)."""
+    v_max: float = 100.0
+    """Highest value of the support: about the highest discounted return of the env (mse: range of a metric)."""
+    value_transform: str = "none"
+    """Bins equal-width in value space (none) or in symlog(value) (symlog: wide value ranges)."""
+    sigma_ratio: float = 0.75
+    """HL-Gauss σ as a fraction of the bin width (the paper's default 0.75)."""
+
+    @property
+    def categorical(self) -> bool:
+        return self.critic_loss != "mse"
+
+    @property
+    def support(self) -> vd.ValueSupport:
+        """The value support: the bins of a classification critic; with mse only the range of the
+        `critic/out_of_support` metric (the fraction of targets outside [v_min, v_max])."""
+        return vd.ValueSupport(v_min=float(self.v_min), v_max=float(self.v_max), num_bins=self.num_bins,
+                               transform=self.value_transform)
+
+    def validate_value(self, allowed: tuple[str, ...] = vd.CRITIC_LOSSES) -> None:
+        check_choice("--critic-loss", self.critic_loss, allowed)
+        check_choice("--value-transform", self.value_transform, vd.VALUE_TRANSFORMS)
+        defaults = ValueFlags()
+        if not self.categorical:  # a flag that would do nothing is an error, not silently ignored
+            for flag, name in (("--num-bins", "num_bins"), ("--value-transform", "value_transform")):
+                if getattr(self, name) != getattr(defaults, name):
+                    raise ConfigError(flag, getattr(self, name), "only with a classification --critic-loss "
+                                      f"({', '.join(x for x in allowed if x != 'mse')})")
+        if self.critic_loss != "hl-gauss" and self.sigma_ratio != defaults.sigma_ratio:
+            raise ConfigError("--sigma-ratio", self.sigma_ratio, "only with --critic-loss hl-gauss")
+        if not self.sigma_ratio > 0:
+            raise ConfigError("--sigma-ratio", self.sigma_ratio, "must be > 0 (the paper uses 0.75)")
+        self.support.validate()  # finite v_min < v_max, num_bins >= 2
+
+
+class ValueNetwork(nn.Module):
+    """``x [..., in_dim] -> [..., num_outputs]`` (num_bins = 0) or ``[..., num_outputs, num_bins]`` logits."""
+
+    config: NetworkConfig
+    num_outputs: int
+    num_bins: int = 0
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = ResidualTorso(self.config, name="torso")(x)
+        bins = max(self.num_bins, 1)
+        out = CategoricalValueHead(self.num_outputs * bins, name="head")(h)
+        if self.num_bins == 0:
+            return out
+        return out.reshape(out.shape[:-1] + (self.num_outputs, self.num_bins))
+
+
+def value_network(flags: ValueFlags, num_outputs: int, depth: int | None = None) -> ValueNetwork:
+    return ValueNetwork(flags.network(depth), num_outputs, flags.num_bins if flags.categorical else 0)
+
+
+def read_value(output: jax.Array, flags: ValueFlags) -> jax.Array:
+    """Scalar values from a ValueNetwork's output: [...] (mse: as is) or [..., B] logits -> [...]."""
+    return vd.expected_value(output, flags.support) if flags.categorical else output
+
+
+def scalar_target_loss(prediction: jax.Array, target: jax.Array, flags: ValueFlags) -> jax.Array:
+    """Per-example loss against scalar targets: prediction [...] (mse) or [..., B] logits; target [...]."""
+    return vd.value_loss(flags.critic_loss, prediction, target, flags.support, flags.sigma_ratio)
+
+
+def torso_diagnostics(name: str, config: NetworkConfig, net_params, x: jax.Array) -> dict[str, jax.Array]:
+    """Feature rank, dormant ratio and first/last block norms of the torso of a network whose params hold
+    it under ``torso`` (``{"params": {"torso": ...}}``), on a batch ``x [B, in_dim]``."""
+    from depthrl.networks import diagnostics as diag
+
+    features, variables = ResidualTorso(config).apply({"params": net_params["params"]["torso"]}, x,
+                                                      mutable=["intermediates"])
+    norms = diag.block_activation_norms(variables["intermediates"])
+    return {f"diag/{name}_effective_rank": diag.effective_rank(features),
+            f"diag/{name}_dormant_ratio": diag.dormant_ratio(features),
+            f"diag/{name}_block_norm_first": norms[0], f"diag/{name}_block_norm_last": norms[-1]}

@@ -1,0 +1,130 @@
+"""The on-policy loop (PPO): one jitted epoch = collect a rollout with the current policy → GAE → a scan of
+minibatch SGD steps over it. Same interface as `Trainer` (init, epoch, prefill_epoch, evaluate, diagnostics,
+config), so the runner (run directory, metrics, checkpoints, resume, progress, plots) drives it unchanged.
+
+TrainConfig flags, read the on-policy way:
+  --num-envs × --unroll-length   transitions per rollout (no replay: --buffer-size and --prefill-steps
+                                 do not apply, and the command rejects them);
+  --sgd-steps-per-collect        minibatch SGD steps per rollout. Minibatches of the agent's --batch-size
+                                 are taken in order from a fresh shuffle of the rollout, reshuffled after
+                                 each pass (floor(rollout / batch_size) minibatches a pass), so any
+                                 combination works: no flag has to divide another.
+Advantages and value targets are computed once per rollout, with the parameters that collected it
+(PPO's π_old), by `losses.policy_gradient.gae`; time-limit ends bootstrap from the observation the
+episode reached (`info["final_obs"]`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from depthrl.envs.base import State
+from depthrl.losses import policy_gradient as pg
+from depthrl.training.episodes import evaluate_returns
+from depthrl.training.loop import TrainConfig, _episode_means
+
+
+@struct.dataclass
+class OnPolicyState:
+    agent: Any
+    env_state: State  # batched over num_envs
+    key: jax.Array
+    env_steps: jax.Array  # [] int32, per seed
+    epoch: jax.Array  # [] int32, epochs (rollouts) done
+
+
+@dataclasses.dataclass(frozen=True)
+class OnPolicyTrainer:
+    """Builds the pure init / epoch / eval functions for one (agent, env, config). Hashable."""
+
+    agent: Any  # has init, act, value, log_prob, update(state, minibatch, key), diagnostics
+    env: Any
+    eval_env: Any
+    config: TrainConfig
+
+    def init(self, key: jax.Array) -> OnPolicyState:
+        agent_key, env_key, key = jax.random.split(key, 3)
+        env_state = jax.vmap(self.env.reset)(jax.random.split(env_key, self.config.num_envs))
+        return OnPolicyState(agent=self.agent.init(agent_key), env_state=env_state, key=key,
+                             env_steps=jnp.zeros((), jnp.int32), epoch=jnp.zeros((), jnp.int32))
+
+    def prefill_epoch(self, ts: OnPolicyState) -> OnPolicyState:
+        """On-policy: nothing to prefill (--prefill-steps is rejected for PPO, so the runner never calls this)."""
+        return ts
+
+    def rollout(self, ts: OnPolicyState, key: jax.Array):
+        """Collect unroll_length steps of num_envs envs with the current policy.
+
+        Returns (ts with the new env state and step count, transitions [U, N, ...], episode metrics)."""
+        step_fn = jax.vmap(self.env.step)
+        params = ts.agent.params
+
+        def one_step(env_state, step_key):
+            action = self.agent.act(params, env_state.obs, step_key, deterministic=False)
+            next_state = step_fn(env_state, action)
+            record = {"obs": env_state.obs, "action": action, "reward": next_state.reward,
+                      "done": next_state.done, "terminated": next_state.info["terminated"],
+                      "final_obs": next_state.info["final_obs"]}
+            return next_state, (record, next_state.info["episode_metrics"])
+
+        keys = jax.random.split(key, self.config.unroll_length)
+        env_state, (rollout, episode_metrics) = jax.lax.scan(one_step, ts.env_state, keys)
+        ts = ts.replace(env_state=env_state, env_steps=ts.env_steps + self.config.steps_per_epoch)
+        return ts, rollout, _episode_means(rollout["done"], episode_metrics)
+
+    def advantages(self, params: Any, rollout: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        """The flat training set of one rollout: obs, action, log_prob (π_old), advantage, target [U·N, ...]."""
+        c = self.agent.config
+        values = self.agent.value(params, rollout["obs"])  # [U, N]
+        next_values = self.agent.value(params, rollout["final_obs"])
+        advantage, target = pg.gae(rollout["reward"], values, next_values, rollout["done"], rollout["terminated"],
+                                   c.discount, c.gae_lambda)
+        data = {"obs": rollout["obs"], "action": rollout["action"],
+                "log_prob": self.agent.log_prob(params, rollout["obs"], rollout["action"]),
+                "advantage": advantage, "target": target}
+        return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), data)
+
+    def epoch(self, ts: OnPolicyState) -> tuple[OnPolicyState, dict[str, jax.Array]]:
+        """Collect one rollout, then run the minibatch SGD steps. Metrics are averaged over the SGD steps."""
+        cfg, batch_size = self.config, self.agent.config.batch_size
+        key, collect_key, shuffle_key, sgd_key = jax.random.split(ts.key, 4)
+        ts, rollout, collect_metrics = self.rollout(ts.replace(key=key), collect_key)
+        data = self.advantages(ts.agent.params, rollout)
+        size = cfg.steps_per_epoch
+        per_pass = size // batch_size  # >= 1: the command checks --batch-size <= rollout
+        passes = -(-cfg.sgd_steps_per_collect // per_pass)
+        orders = jax.vmap(lambda k: jax.random.permutation(k, size))(jax.random.split(shuffle_key, passes))
+
+        def sgd_step(agent_state, step):
+            index, step_key = step
+            rows = jax.lax.dynamic_slice(orders[index // per_pass], ((index % per_pass) * batch_size,),
+                                         (batch_size,))
+            minibatch = jax.tree.map(lambda x: x[rows], data)
+            return self.agent.update(agent_state, minibatch, step_key)
+
+        steps = (jnp.arange(cfg.sgd_steps_per_collect), jax.random.split(sgd_key, cfg.sgd_steps_per_collect))
+        agent_state, sgd_metrics = jax.lax.scan(sgd_step, ts.agent, steps)
+        metrics = {**jax.tree.map(jnp.mean, sgd_metrics), **collect_metrics,
+                   "critic/explained_variance": _explained_variance(self.agent.value(ts.agent.params, data["obs"]),
+                                                                    data["target"])}
+        return ts.replace(agent=agent_state, epoch=ts.epoch + 1), metrics
+
+    def diagnostics(self, ts: OnPolicyState, key: jax.Array) -> dict[str, jax.Array]:
+        """Network diagnostics on the observations the envs are in now."""
+        del key
+        return self.agent.diagnostics(ts.agent, {"obs": ts.env_state.obs})
+
+    def evaluate(self, agent_params: Any, key: jax.Array, return_positions: bool = False):
+        """(metrics name -> [num_eval_envs], None, None): return and length of one deterministic episode each."""
+        del return_positions  # no maze to draw
+        return evaluate_returns(self.eval_env, self.agent.act, agent_params, key, self.config.num_eval_envs), None, None
+
+
+def _explained_variance(prediction: jax.Array, target: jax.Array) -> jax.Array:
+    """1 − Var(target − prediction) / Var(target): 1 for a perfect critic, <= 0 for one no better than a constant."""
+    return 1.0 - jnp.var(target - prediction) / jnp.maximum(jnp.var(target), 1e-8)
