@@ -85,21 +85,26 @@ def run_to_end(cmd: list[str], env: dict, log) -> float:
 
 
 def kill_once(cmd: list[str], env: dict, log, run_dir: Path, kind: str, rng: random.Random, interval: float,
-              startup: float) -> dict:
-    """Launch, kill (SIGKILL) at a moment of the given kind, and report what happened."""
-    before = {n for n in checkpoint_names(run_dir) if n.startswith("epoch_")}
+              startup: float, advance: int) -> dict:
+    """Launch, kill (SIGKILL) at a moment of the given kind, and report what happened. `write` and `random`
+    kills first let the run write `advance` new checkpoints (so kills spread over the whole run)."""
+    before = set(checkpoint_names(run_dir))
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     t0 = time.time()
-    new_checkpoint = lambda: any(n.startswith("epoch_") and n not in before for n in checkpoint_names(run_dir))
-    tmp_write = lambda: any(n.startswith(".tmp_epoch_") for n in checkpoint_names(run_dir))
+    prefix = ".tmp_epoch_" if kind == "write" else "epoch_"
+    seen: set[str] = set()
+
+    def advanced(count: int) -> bool:
+        seen.update(n for n in checkpoint_names(run_dir) if n.startswith(prefix) and n not in before)
+        return len(seen) >= count
+
     first_new = None  # seconds from launch to this process's first new checkpoint (or its write)
-    if kind == "write":
-        if wait_for(tmp_write, proc, timeout=3 * startup + 20 * interval):
+    if kind in ("write", "random"):
+        if wait_for(lambda: advanced(1), proc, timeout=3 * startup + 20 * interval):
             first_new = time.time() - t0
-    elif kind == "random":
-        if wait_for(new_checkpoint, proc, timeout=3 * startup + 20 * interval):
-            first_new = time.time() - t0
-            time.sleep(rng.uniform(0.0, interval))
+            if wait_for(lambda: advanced(advance), proc, timeout=3 * startup + 20 * advance * interval):
+                if kind == "random":
+                    time.sleep(rng.uniform(0.0, interval))
     else:  # startup: before this process writes anything new
         time.sleep(rng.uniform(0.0, 0.9 * startup))
     finished = proc.poll() is not None
@@ -175,7 +180,13 @@ def main() -> int:
     for i in range(args.kills):
         kind = kinds[i % 3] if i < 3 else rng.choice(kinds)
         resume = (run_dir / "config.json").exists()
-        event = kill_once(train_command(args, run_dir, resume), env, log, run_dir, kind, rng, interval, startup)
+        done = max([int(n.removeprefix("epoch_")) for n in checkpoint_names(run_dir) if n.startswith("epoch_")],
+                   default=0)
+        remaining = sum(r["epoch"] > done for r in reference)  # checkpoints still to write
+        # Expected progress per kill: an equal share of what remains, so kills land all over the run.
+        advance = rng.randint(1, max(1, min(remaining - 2, 2 * remaining // (args.kills - i + 1))))
+        event = kill_once(train_command(args, run_dir, resume), env, log, run_dir, kind, rng, interval, startup,
+                          advance)
         if event["first_new_s"] is not None and resume:  # a warm-cache resume: the startup to draw kills in
             startup = min(startup, event["first_new_s"])
         bad = verify_checkpoints(run_dir)
