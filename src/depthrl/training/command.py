@@ -113,7 +113,7 @@ def resolve_resume(args: Any) -> Any:
                                progress=args.progress, plots=args.plots, **shell)
 
 
-_RESUMABLE_SHELL_FLAGS = ("keep_checkpoints", "tensorboard", "skip_non_finite", "compile_cache")
+_RESUMABLE_SHELL_FLAGS = ("keep_checkpoints", "tensorboard", "skip_non_finite", "compile_cache", "memory_check")
 
 
 def _stored_kind(run_dir: Path) -> str | None:
