@@ -89,7 +89,7 @@ class Estimate:
     optimizer_bytes: int
     gradient_bytes: int
     activation_bytes: int
-    activation_bytes_remat: int  # what --remat would give (equal to activation_bytes when remat is on)
+    activation_bytes_remat: int  # what --remat with the scan layout would give (= activation_bytes when on)
     logits_bytes: int
     buffer_bytes: int
     env_bytes: int
@@ -108,6 +108,10 @@ class Estimate:
     def peak_bytes(self) -> int:
         return self.update_bytes + self.buffer_bytes + self.env_bytes + self.collect_bytes
 
+    def remat_flags(self) -> str:
+        """The flags that make remat effective (XLA keeps the unrolled layout's activations on CPU)."""
+        return "--remat" + (" --network-layout scan" if "unrolled" in self.layouts else "")
+
     def dominant(self) -> str:
         parts = {"activations": self.activation_bytes + self.logits_bytes, "buffer": self.buffer_bytes,
                  "parameters": 3 * self.agent_state_bytes + self.gradient_bytes,
@@ -117,8 +121,8 @@ class Estimate:
     def line(self) -> str:
         """The one line `depthrl train` prints at start."""
         remat_note = ""
-        if not self.remat and self.activation_bytes_remat < 0.8 * self.activation_bytes:
-            remat_note = f" [--remat: {mib(self.activation_bytes_remat)}]"
+        if self.activation_bytes_remat < 0.8 * self.activation_bytes:
+            remat_note = f" [{self.remat_flags()}: {mib(self.activation_bytes_remat)}]"
         seeds = f" × {self.num_seeds} seeds" if self.num_seeds > 1 else ""
         return (f"estimate: {self.num_params / 1e6:.3g} M params, {self.flops_per_sgd_step / 1e9:.3g} GFLOP per "
                 f"SGD step{seeds}, peak memory ≈ {mib(self.peak_bytes)} (activations "
@@ -225,7 +229,7 @@ def estimate(args: Any, trainer: Any) -> Estimate:
         flops += flop_multiple * net.flops_per_example * batch
         kept, block = _activation_bytes(net, batch, backward_passes, remat)
         acts, recompute = acts + kept, max(recompute, block)
-        kept_r, block_r = _activation_bytes(net, batch, backward_passes, True)
+        kept_r, block_r = _activation_bytes(dataclasses.replace(net, layout="scan"), batch, backward_passes, True)
         acts_remat, recompute_remat = acts_remat + kept_r, max(recompute_remat, block_r)
         if remat and net.layout == "scan":  # recomputing each block in the backward: one more forward
             flops += net.flops_per_example * batch * backward_passes
@@ -282,19 +286,19 @@ def check_fits(est: Estimate, available: int | None, where: str) -> None:
     """Raise ConfigError (naming the flag to change) when the estimated peak exceeds `available` bytes."""
     if available is None or est.peak_bytes <= available:
         return
+    remat = (f"{est.remat_flags()} (activations {mib(est.activation_bytes_remat)}), "
+             if est.activation_bytes_remat < 0.8 * est.activation_bytes else "")
     suggestions = {
-        "activations": ("--batch-size", est.batch_size,
-                        ("--remat (activations " + mib(est.activation_bytes_remat) + ")"
-                         if not est.remat else "--network-layout scan with --remat") + ", a smaller --batch-size"),
+        "activations": ("--batch-size", est.batch_size, remat + "a smaller --batch-size"),
         "buffer": ("--buffer-size", None, "a smaller --buffer-size or fewer --num-envs"),
         "parameters": ("--width", None, "a smaller --width or --depth"),
         "envs": ("--num-envs", None, "fewer --num-envs or --num-eval-envs"),
     }
     flag, value, hint = suggestions[est.dominant()]
+    seeds = f", or fewer --num-seeds (now {est.num_seeds})" if est.num_seeds > 1 else ""
     raise ConfigError(flag, value if value is not None else "(as given)",
                       f"the run needs ≈ {mib(est.peak_bytes)} but {where} has {mib(available)} free "
-                      f"(largest part: {est.dominant()}); try {hint}, or --num-seeds 1; --no-memory-check runs "
-                      "it anyway")
+                      f"(largest part: {est.dominant()}); try {hint}{seeds}; --no-memory-check runs it anyway")
 
 
 def table(est: Estimate) -> list[tuple[str, str]]:
@@ -305,7 +309,7 @@ def table(est: Estimate) -> list[tuple[str, str]]:
              f"{est.flops_per_sgd_step * est.sgd_steps_per_epoch * est.num_seeds / 1e9:.3f} GFLOP"),
             ("network layouts", ", ".join(est.layouts)),
             ("activations kept for backward", mib(est.activation_bytes) + (" (remat)" if est.remat else "")),
-            ("  with --remat", mib(est.activation_bytes_remat)),
+            (f"  with {est.remat_flags()}", mib(est.activation_bytes_remat)),
             ("InfoNCE logits and gradients", mib(est.logits_bytes)),
             ("params", mib(est.params_bytes)),
             ("optimiser state (Adam)", mib(est.optimizer_bytes)),

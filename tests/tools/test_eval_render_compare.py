@@ -96,3 +96,19 @@ def test_compare_table_and_plot(trained_runs, tmp_path, capsys):
         assert f"{last['eval/time_at_goal']:.3f}" in table
     with pytest.raises(ConfigError, match="RUN_DIRS"):
         compare_cli.main(compare_cli.Args(run_dirs=(str(tmp_path),), out=str(out)))
+
+
+def test_render_draws_physics_mazes_in_cell_units():
+    from depthrl.envs.maze import parse_layout
+    from depthrl.envs.physics.locomotion import Locomotion
+    from depthrl.envs.registry import EnvConfig, make_envs
+    from depthrl.envs.wrappers import EpisodeWrapper
+    from depthrl.tools import runs
+
+    point, _ = make_envs(EnvConfig(env="point-maze-u"))
+    layout, scale = runs.maze_view(point)
+    assert scale == 1.0 and layout.name == "u"
+    maze = parse_layout("u")
+    for robot, cell in (("ant", 4.0), ("humanoid", 2.0)):  # built lazily: no brax system is loaded here
+        assert runs.maze_view(EpisodeWrapper(Locomotion(robot=robot, name=robot, maze=maze), 1000)) == (maze, cell)
+    assert runs.maze_view(EpisodeWrapper(Locomotion(robot="ant", name="ant"), 1000)) is None  # open floor

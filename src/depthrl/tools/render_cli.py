@@ -1,8 +1,9 @@
 """Animate a saved policy in its maze: the point mass's path over the layout, its goal marked, as a GIF.
 
 Episodes run from reset with the deterministic policy of a checkpoint (seed 0 of the run); each episode has
-its own colour: path so far (line), current position (dot), goal (star). Physics envs are not supported
-yet. Example: depthrl render runs/quickstart --out quickstart.gif --episodes 6
+its own colour: path so far (line), current position (dot), goal (star). Physics mazes (Ant, Humanoid) are
+drawn the same way, top-down (torso position over the layout); 3-D rendering of physics envs is not
+supported yet. Example: depthrl render runs/quickstart --out quickstart.gif --episodes 6
 """
 
 from __future__ import annotations
@@ -58,15 +59,17 @@ def rollout(args: Args):
     run_args = runs.run_args(Path(args.run_dir))
     env_config = eval_cli.eval_env_config(run_args.env, eval_cli.Args(run_dir=args.run_dir, stitching=args.stitching))
     _, eval_env = make_envs(env_config)
-    layout = runs.maze_layout(eval_env)
-    if layout is None:
+    view = runs.maze_view(eval_env)
+    if view is None:
         try:
             import brax  # noqa: F401
 
-            why = "brax is installed, but depthrl does not drive its renderer yet"
+            why = "brax is installed, but depthrl does not drive its 3-D renderer yet"
         except ImportError:
-            why = "physics rendering needs brax (not installed) and is not supported yet"
-        raise ConfigError("RUN_DIR", args.run_dir, f"its env {env_config.env!r} is not a maze: {why}")
+            why = "3-D rendering of physics envs needs brax (not installed) and is not supported yet"
+        raise ConfigError("RUN_DIR", args.run_dir, f"its env {env_config.env!r} has no maze to draw a path "
+                                                   f"over: {why}")
+    layout, cell_size = view
     loaded = runs.load(args.run_dir, args.checkpoint)
     cfg = loaded.trainer.config
     trainer = dataclasses.replace(loaded.trainer, eval_env=eval_env,
@@ -74,9 +77,10 @@ def rollout(args: Args):
     params0 = jax.tree.map(lambda x: x[0], loaded.state.agent.params)
     key = runner.eval_keys(cfg.seed if args.seed is None else args.seed, 1, loaded.epoch)[0]
     _, positions, goals = jax.jit(trainer.evaluate, static_argnums=2)(params0, key, True)
-    positions, goals = np.asarray(positions, float), np.asarray(goals, float)
+    positions, goals = np.asarray(positions, float)[..., :2], np.asarray(goals, float)[:, :2]
     radius = getattr(runs.unwrapped_env(eval_env), "success_radius", 0.5)
-    at_goal = np.linalg.norm(positions - goals[None, :, :2], axis=-1) < radius
+    at_goal = np.linalg.norm(positions - goals[None], axis=-1) < radius
+    positions, goals = positions / cell_size, goals / cell_size  # physics mazes: metres -> cells
     title = f"{loaded.run_dir.name}: epoch {loaded.epoch}, {env_config.env}"
     return layout, positions, goals, at_goal, title
 

@@ -63,11 +63,22 @@ def load(run_dir: str | Path, checkpoint: int | None = None) -> LoadedRun:
     return LoadedRun(run_dir=run_dir, args=args, trainer=trainer, state=state, epoch=ckpt.epoch_of(path))
 
 
-def maze_layout(env: Any):
-    """The maze layout under an env's wrappers, or None for an env that is not a maze."""
+def maze_view(env: Any) -> tuple[Any, float] | None:
+    """(maze layout, metres per cell) of the env under the wrappers, None for an env without a maze.
+
+    Point mazes work in cell units (1.0); the physics mazes (Ant, Humanoid) scale each cell to
+    `cell_size` metres, so a torso position divided by it lands on the layout's drawing.
+    """
     from depthrl.envs.wrappers import unwrapped
 
-    return getattr(unwrapped(env), "layout", None)
+    inner = unwrapped(env)
+    layout = getattr(inner, "layout", None)
+    if layout is not None:
+        return layout, 1.0
+    maze = getattr(inner, "maze", None)
+    if maze is not None and hasattr(inner, "cell_size"):
+        return maze, float(inner.cell_size)
+    return None
 
 
 def unwrapped_env(env: Any) -> Any:
