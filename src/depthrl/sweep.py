@@ -7,6 +7,10 @@ or from a JSON spec (flags given on the command line are added to / override the
 
     {"kind": "crl", "axes": {"depth": [4, 16]}, "fixed": {"env": "point-maze-u", "width": 64}, "num_seeds": 3}
 
+An axis value may be a bundle of flags set together, e.g. equal-parameter networks
+`"net": [{"depth": 4, "width": 128}, {"depth": 16, "width": 64}]` or named ablations
+`"variant": [{"name": "baseline"}, {"name": "no-skip", "skip": false}]`.
+
 Each cell of the grid is one `depthrl train KIND` run in OUT/cells/NAME, started as a subprocess (log in
 OUT/logs/NAME.log). Cells run in parallel processes (`--jobs`), or as Ray tasks on a cluster
 (`--ray-address ADDR`, or `local` to start a Ray instance here). Seeds that only differ by seed are best
@@ -105,6 +109,7 @@ class Cell:
     run_dir: Path
     num_epochs: int  # evaluations stop at this epoch: the cell is finished when metrics reach it
     num_seeds: int
+    learned: dict = dataclasses.field(default_factory=dict, compare=False)  # what is trained: kind, env, agent, train
 
 
 def _norm(name: str) -> str:
@@ -179,6 +184,11 @@ def _safe(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]", "-", str(value).lower() if isinstance(value, bool) else str(value))
 
 
+def bundle_label(bundle: dict[str, Any]) -> str:
+    """The axis value shown for a bundle of flags: its "name", else its flags (e.g. "depth=4,width=128")."""
+    return str(bundle["name"]) if "name" in bundle else ",".join(f"{k}={v}" for k, v in bundle.items()) or "default"
+
+
 def cell_name(values: dict[str, Any]) -> str:
     return "__".join(f"{k}={_safe(v)}" for k, v in values.items()) or "cell"
 
@@ -196,13 +206,20 @@ def expand(spec: SweepSpec, out: Path, parse: Callable[[str, list[str]], Any] | 
     names = list(spec.axes)
     cells = []
     for combo in itertools.product(*(spec.axes[n] for n in names)):
-        values = dict(zip(names, combo, strict=True))
-        flags = [w for k, v in {**spec.fixed, **values}.items() for w in flag_args(k, v)]
+        values = {n: bundle_label(v) if isinstance(v, dict) else v for n, v in zip(names, combo, strict=True)}
+        chosen: dict[str, Any] = {}
+        for n, v in zip(names, combo, strict=True):  # a bundle sets several flags at once
+            chosen.update({k: x for k, x in v.items() if k != "name"} if isinstance(v, dict) else {n: v})
+        for name in chosen:
+            if name in _RESERVED:
+                raise ConfigError("--axis", name, "is set by the sweep itself (use --out, --num-seeds, --kind)")
+        flags = [w for k, v in {**spec.fixed, **chosen}.items() for w in flag_args(k, v)]
         flags += ["--num-seeds", str(spec.num_seeds)]
         name = cell_name(values)
         train_args = parse(spec.kind, flags)
         cells.append(Cell(name=name, values=values, flags=tuple(flags), run_dir=out / "cells" / name,
-                          num_epochs=train_args.train.num_epochs, num_seeds=spec.num_seeds))
+                          num_epochs=train_args.train.num_epochs, num_seeds=spec.num_seeds,
+                          learned=learned_config(dataclasses.asdict(train_args))))
     if len({c.name for c in cells}) != len(cells):
         raise ConfigError("--axis", list(spec.axes), "two cells get the same directory name: make the values distinct")
     return cells
@@ -245,6 +262,28 @@ def cell_state(cell: Cell) -> str:
     if (cell.run_dir / "config.json").is_file():
         return "partial"
     return "pending"
+
+
+def learned_config(config: dict) -> dict:
+    """The part of a run's config.json that decides what is learned (not where it is written or shown)."""
+    return {k: config.get(k) for k in ("kind", "env", "agent", "train")}
+
+
+def find_equivalent(cell: Cell, roots: Sequence[Path]) -> Path | None:
+    """A finished run directory under ROOT/cells/* with exactly this cell's training config (same kind, env,
+    agent, train flags, seeds): the same run, so its results are this cell's (runs are deterministic)."""
+    for root in roots:
+        for run_dir in sorted(Path(root).glob("cells/*")):
+            if run_dir.resolve() == cell.run_dir.resolve() or not (run_dir / "config.json").is_file():
+                continue
+            try:
+                stored = json.loads((run_dir / "config.json").read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            rows = read_rows(run_dir)
+            if learned_config(stored) == cell.learned and rows and rows[-1].get("epoch") == cell.num_epochs:
+                return run_dir.resolve()
+    return None
 
 
 def cell_argv(kind: str, cell: Cell, state: str) -> list[str]:
@@ -316,17 +355,24 @@ class RayExecutor:
             self.ray.shutdown()
 
 
-def execute(kind: str, cells: list[Cell], out: Path, executor, report: Callable[[dict[str, dict]], None]
-            ) -> dict[str, dict]:
+def execute(kind: str, cells: list[Cell], out: Path, executor, report: Callable[[dict[str, dict]], None],
+            reuse: Sequence[Path] = ()) -> dict[str, dict]:
     """Run every unfinished cell through `executor` (`submit(argv, log_path) -> Future`). Returns
     cell name -> {status: done|failed|skipped, ...}; `report(states)` is called whenever states change
-    and about once a second."""
+    and about once a second. A pending cell whose exact run already finished in another sweep under
+    `reuse` is linked to it instead of being trained again."""
     states: dict[str, dict] = {}
     futures: dict[cf.Future, Cell] = {}
     for cell in cells:
         state = cell_state(cell)
         if state == "done":
             states[cell.name] = {"status": "skipped", "note": "finished earlier"}
+            continue
+        same = find_equivalent(cell, reuse) if state == "pending" and reuse else None
+        if same is not None and not cell.run_dir.exists():
+            cell.run_dir.parent.mkdir(parents=True, exist_ok=True)
+            cell.run_dir.symlink_to(same, target_is_directory=True)
+            states[cell.name] = {"status": "skipped", "note": f"the same run finished in {same}"}
             continue
         log_path = out / "logs" / f"{cell.name}.log"
         submitted = time.time()
@@ -573,7 +619,8 @@ def summarize(spec: SweepSpec, cells: list[Cell], out: Path, metric: str = "time
 
 def run_sweep(spec: SweepSpec, out: Path, jobs: int = 1, ray_address: str | None = None, cpus_per_cell: float = 1.0,
               metric: str = "time_at_goal", last_evals: int = 1, group_by: Sequence[str] | None = None,
-              num_resamples: int = 2000, progress: bool = True, title: str = "", executor=None) -> SweepResult:
+              num_resamples: int = 2000, progress: bool = True, title: str = "", executor=None,
+              reuse: Sequence[Path] = ()) -> SweepResult:
     """Validate, run the unfinished cells, aggregate. The Python entry point of `depthrl sweep` (the
     experiment scripts call it)."""
     check_options(jobs, cpus_per_cell, last_evals, num_resamples, group_by, spec)
@@ -590,7 +637,7 @@ def run_sweep(spec: SweepSpec, out: Path, jobs: int = 1, ray_address: str | None
     reporter = Reporter(cells, metric, live=progress)
     states: dict[str, dict] = {}
     try:
-        states = execute(spec.kind, cells, out, executor, reporter)
+        states = execute(spec.kind, cells, out, executor, reporter, reuse)
     finally:
         reporter.close(states)
         if own_executor:

@@ -1,0 +1,197 @@
+"""depthrl sweep: grid expansion and validation, resume (finished cells skipped, killed cells continued),
+real cells run as subprocesses and aggregated, and the Ray path on a local Ray instance."""
+
+import dataclasses
+import json
+import shutil
+from concurrent.futures import Future
+from pathlib import Path
+
+import pytest
+
+from depthrl import cli, sweep
+from depthrl.errors import ConfigError
+
+TINY_ROOM = "######/#R...#/#....#/#...G#/######"
+# A CRL run that compiles and trains in seconds (as tests/training's tiny_args): 4 epochs, evaluations at 2 and 4.
+TINY = {"env": "point-maze", "layout": TINY_ROOM, "episode_length": 50, "width": 16, "repr_dim": 8,
+        "batch_size": 32, "num_envs": 16, "unroll_length": 25, "sgd_steps_per_collect": 4,
+        "total_env_steps": 1600, "eval_every": 800, "num_eval_envs": 8, "buffer_size": 4000,
+        "tensorboard": False, "plots": False, "compile_cache": False}
+
+
+def tiny_spec(**axes) -> sweep.SweepSpec:
+    return sweep.SweepSpec(kind="crl", axes=axes or {"depth": (4, 8)}, fixed=TINY, num_seeds=2)
+
+
+def test_grid_from_flags_and_spec_file(tmp_path):
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps({"kind": "crl", "axes": {"net": [{"depth": 4, "width": 32}, {"name": "deep",
+                                                                                                 "depth": 8}]},
+                                     "fixed": {"env": "point-maze-u", "width": 16}, "num_seeds": 3}))
+    args = sweep.Args(spec=str(spec_file), axis=("batch-size=32,64",), fixed=("total-env-steps=10000",))
+    spec = sweep.spec_from_args(args)
+    assert spec.axes == {"net": ({"depth": 4, "width": 32}, {"name": "deep", "depth": 8}), "batch_size": (32, 64)}
+    assert spec.fixed == {"env": "point-maze-u", "width": 16, "total_env_steps": 10000} and spec.num_seeds == 3
+    cells = sweep.expand(spec, tmp_path / "out")
+    assert [c.name for c in cells] == ["net=depth-4-width-32__batch_size=32", "net=depth-4-width-32__batch_size=64",
+                                       "net=deep__batch_size=32", "net=deep__batch_size=64"]
+    first, last = cells[0], cells[-1]
+    assert first.values == {"net": "depth=4,width=32", "batch_size": 32}
+    # The bundle's width overrides the fixed width; the seeds are vmapped in the cell.
+    words = " ".join(first.flags)
+    assert "--depth 4" in words and "--width 32" in words and "--width 16" not in words and "--num-seeds 3" in words
+    assert "--depth 8" in " ".join(last.flags) and "--width 16" in " ".join(last.flags)
+    assert first.num_epochs == -(-10000 // (64 * 50))  # the train command's own epoch count
+    assert first.run_dir == tmp_path / "out" / "cells" / first.name
+
+
+@pytest.mark.parametrize("axis, flag", [("depth=4,6", "--depth"), ("no-such-flag=1", "--axis/--fixed"),
+                                        ("run-dir=x", "--axis"), ("depth", "--axis")])
+def test_bad_cells_fail_before_any_compute(tmp_path, axis, flag):
+    with pytest.raises(ConfigError) as err:
+        sweep.expand(sweep.spec_from_args(sweep.Args(axis=(axis,))), tmp_path)
+    assert err.value.flag == flag
+    assert not (tmp_path / "cells").exists()
+
+
+def test_cli_exit_code_and_dry_run(tmp_path, capsys):
+    assert cli.main(["sweep", "--axis", "depth=4,6", "--out", str(tmp_path), "--dry-run"]) == 2
+    assert "--depth=6" in capsys.readouterr().err
+    assert cli.main(["sweep", "--axis", "depth=4,8", "--out", str(tmp_path), "--dry-run"]) == 0
+    assert capsys.readouterr().out.count(": pending  depthrl train crl") == 2
+    assert cli.main(["sweep", "--axis", "depth=4", "--group-by", "width", "--out", str(tmp_path)]) == 2
+
+
+class FakeExecutor:
+    """Records what it is asked to run and 'runs' it by writing the run's files (as a finished train run)."""
+
+    def __init__(self, cells):
+        self.cells = {str(c.run_dir): c for c in cells}
+        self.calls = []
+
+    def submit(self, argv, log_path):
+        self.calls.append(argv)
+        run_dir = argv[argv.index("--resume" if "--resume" in argv else "--run-dir") + 1]
+        cell = self.cells[run_dir]
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        (Path(run_dir) / "config.json").write_text("{}")
+        rows = [{"epoch": e, "env_steps": e * 100, "eval/time_at_goal": e / 10} for e in range(1, cell.num_epochs + 1)]
+        (Path(run_dir) / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(log_path).write_text("ok")
+        future = Future()
+        future.set_result({"returncode": 0, "seconds": 0.0, "log_tail": []})
+        return future
+
+
+def test_resume_skips_finished_cells_and_continues_killed_ones(tmp_path):
+    cells = sweep.expand(tiny_spec(depth=(4, 8, 12)), tmp_path)
+    executor = FakeExecutor(cells)
+    states = sweep.execute("crl", cells, tmp_path, executor, report=lambda s: None)
+    assert [s["status"] for s in states.values()] == ["done"] * 3
+    assert all("--resume" not in argv and "--run-dir" in argv for argv in executor.calls)
+
+    # The sweep is killed while cell 2 runs: its run directory exists, its final evaluation is missing.
+    killed = cells[1]
+    rows = (killed.run_dir / "metrics.jsonl").read_text().splitlines()
+    (killed.run_dir / "metrics.jsonl").write_text("\n".join(rows[:-1]) + "\n")
+    assert [sweep.cell_state(c) for c in cells] == ["done", "partial", "done"]
+    executor.calls.clear()
+    states = sweep.execute("crl", cells, tmp_path, executor, report=lambda s: None)
+    assert executor.calls == [["train", "crl", "--resume", str(killed.run_dir), "--no-progress"]]
+    assert [states[c.name]["status"] for c in cells] == ["skipped", "done", "skipped"]
+
+    executor.calls.clear()
+    sweep.execute("crl", cells, tmp_path, executor, report=lambda s: None)
+    assert executor.calls == []
+
+
+def test_identical_cell_of_another_sweep_is_reused(tmp_path):
+    first = sweep.expand(tiny_spec(depth=(4, 8)), tmp_path / "a")
+    executor = FakeExecutor(first)
+    sweep.execute("crl", first, tmp_path / "a", executor, report=lambda s: None)
+    for cell in first:  # what the train command writes: the resolved config
+        args = sweep.parse_train_flags("crl", list(cell.flags))
+        (cell.run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(args)))
+    second = sweep.expand(tiny_spec(depth=(8, 12)), tmp_path / "b")
+    executor = FakeExecutor(second)
+    states = sweep.execute("crl", second, tmp_path / "b", executor, report=lambda s: None, reuse=[tmp_path / "a"])
+    assert [len(executor.calls), states["depth=8"]["status"], states["depth=12"]["status"]] == [1, "skipped", "done"]
+    assert second[0].run_dir.resolve() == first[1].run_dir.resolve()
+
+
+def test_scores_are_the_mean_of_the_last_evaluations_per_seed():
+    rows = [{"eval/success": 0.0, "eval/success_per_seed": [0.0, 0.0]}, {"loss": 1.0},
+            {"eval/success": 0.5, "eval/success_per_seed": [0.2, 0.8]},
+            {"eval/success": 0.7, "eval/success_per_seed": [0.4, 1.0]}]
+    assert sweep.seed_scores(rows, "success", last_evals=2) == pytest.approx([0.3, 0.9])
+    assert sweep.seed_scores([{"eval/return": 3.0}], "return", 5) == [3.0]
+    records = [{"depth": d, "env": e, "score": s} for d, e, s in
+               [(4, "u", 0.1), (4, "u", 0.2), (4, "big", 0.9), (16, "u", 0.5)]]
+    table = {r["depth"]: r for r in sweep.aggregate_records(records, ["depth"], ["env"], num_resamples=200)}
+    assert table[4]["strata"] == 2 and table[4]["runs"] == 3 and table[16]["iqm"] == pytest.approx(0.5)
+
+
+@pytest.fixture(scope="module")
+def real_sweep(tmp_path_factory):
+    """Two real cells (depth 4 and 8, 2 vmapped seeds each) run as parallel `depthrl train crl` processes."""
+    out = tmp_path_factory.mktemp("sweep")
+    result = sweep.run_sweep(tiny_spec(), out, jobs=2, metric="success", last_evals=2, progress=False,
+                             num_resamples=200)
+    return out, result
+
+
+def test_real_cells_run_as_processes_and_are_aggregated(real_sweep):
+    out, result = real_sweep
+    assert result.failed == [] and [result.states[c.name]["status"] for c in result.cells] == ["done", "done"]
+    for cell in result.cells:
+        rows = sweep.read_rows(cell.run_dir)
+        assert [r["epoch"] for r in rows] == [2, 4] and len(rows[-1]["eval/success_per_seed"]) == 2
+        assert "depthrl train crl" in (out / "logs" / f"{cell.name}.log").read_text()
+    assert len(result.records) == 4  # 2 cells × 2 seeds
+    assert {r["depth"] for r in result.table} == {4, 8} and all(r["runs"] == 2 for r in result.table)
+    for row in result.table:
+        assert 0.0 <= row["iqm_low"] <= row["iqm"] <= row["iqm_high"] <= 1.0
+    assert (out / "aggregate.csv").read_text().startswith("depth,strata,runs,mean")
+    assert (out / "aggregate.png").stat().st_size > 10_000 and (out / "curves.csv").exists()
+    assert json.loads((out / "sweep.json").read_text())["axes"] == {"depth": [4, 8]}
+
+
+def test_rerun_skips_finished_cells_and_a_killed_cell_resumes_to_the_same_result(real_sweep):
+    out, first = real_sweep
+    done, killed = first.cells
+    final_row = sweep.read_rows(killed.run_dir)[-1]
+    # Nothing left to do: no cell runs again.
+    result = sweep.run_sweep(tiny_spec(), out, jobs=2, metric="success", last_evals=2, progress=False,
+                             num_resamples=200)
+    assert [result.states[c.name]["status"] for c in result.cells] == ["skipped", "skipped"]
+    # Kill the depth-8 cell after its first checkpoint: drop the final evaluation and checkpoint.
+    rows = (killed.run_dir / "metrics.jsonl").read_text().splitlines()
+    (killed.run_dir / "metrics.jsonl").write_text(rows[0] + "\n")
+    shutil.rmtree(killed.run_dir / "checkpoints" / "epoch_00000004")
+    done_mtime = (done.run_dir / "metrics.jsonl").stat().st_mtime_ns
+    result = sweep.run_sweep(tiny_spec(), out, jobs=2, metric="success", last_evals=2, progress=False,
+                             num_resamples=200)
+    assert result.states[done.name]["status"] == "skipped"
+    assert result.states[killed.name]["status"] == "done" and result.states[killed.name]["resumed"]
+    assert (done.run_dir / "metrics.jsonl").stat().st_mtime_ns == done_mtime
+    assert "resuming" in (out / "logs" / f"{killed.name}.log").read_text()
+    resumed = sweep.read_rows(killed.run_dir)[-1]
+    for key in ("eval/success_per_seed", "eval/time_at_goal_per_seed", "eval/final_distance_per_seed"):
+        assert resumed[key] == final_row[key]  # resuming reproduces the uninterrupted run
+
+
+@pytest.mark.slow
+def test_ray_path_runs_two_cells_on_a_local_ray_instance(tmp_path):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        result = sweep.run_sweep(tiny_spec(), tmp_path, ray_address="local", metric="success", progress=False,
+                                 num_resamples=200)
+    finally:
+        ray.shutdown()
+    assert result.failed == [] and [result.states[c.name]["status"] for c in result.cells] == ["done", "done"]
+    assert len(result.records) == 4 and (tmp_path / "aggregate.csv").exists()
+    for cell in result.cells:
+        assert "final eval" in (tmp_path / "logs" / f"{cell.name}.log").read_text()
