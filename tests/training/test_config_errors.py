@@ -32,7 +32,7 @@ from depthrl.training.command import validate
     ("train", "total_env_steps", -5, "--total-env-steps"),
     ("train", "num_seeds", 0, "--num-seeds"),
     ("train", "prefill_steps", -1, "--prefill-steps"),
-    ("env", "env", "cartpole", "--env"),
+    ("env", "env", "cartpole-v9", "--env"),  # unknown (`cartpole` is a registered reward env now)
     ("env", "episode_length", 0, "--episode-length"),
 ])
 def test_invalid_value_names_its_flag(tiny_args, section, field, value, flag):

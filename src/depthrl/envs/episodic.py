@@ -103,6 +103,13 @@ def validate_config(cfg: Any) -> None:
         check_positive("--episode-length", cfg.episode_length)
 
 
+def check_goal_env(env: str, agent: str) -> None:
+    """ConfigError naming --env when a goal-conditioned agent (CRL, SAC/TD3 + HER) is given a reward env."""
+    if env in ENVS:
+        raise ConfigError("--env", env, f"{agent} needs a goal-conditioned env (the point mazes or a physics goal "
+                                        f"task, see `depthrl envs`); {env} has rewards but no goals")
+
+
 def make_env(cfg: Any) -> EpisodeReturnWrapper:
     """One unbatched env for an EnvConfig whose --env is in ENVS (validated)."""
     validate_config(cfg)

@@ -48,7 +48,9 @@ class TransitionTrainer(Trainer):
     def init(self, key: jax.Array) -> TrainState:
         agent_key, env_key, key = jax.random.split(key, 3)
         env_state = jax.vmap(self.env.reset)(jax.random.split(env_key, self.config.num_envs))
-        buffer = tbuf.init(transition_example(self.env.spec), self.config.buffer_size)
+        # --buffer-size rounded up to a multiple of --num-envs, as TrainConfig documents
+        capacity = self.config.rows_per_env * self.config.num_envs
+        buffer = tbuf.init(transition_example(self.env.spec), capacity)
         return TrainState(agent=self.agent.init(agent_key), env_state=env_state, buffer=buffer, key=key,
                           env_steps=jnp.zeros((), jnp.int32), epoch=jnp.zeros((), jnp.int32))
 

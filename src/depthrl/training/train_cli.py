@@ -12,6 +12,7 @@ import tyro
 
 from depthrl import presets
 from depthrl.agents.crl import CRL, CRLConfig
+from depthrl.envs.episodic import check_goal_env
 from depthrl.training import command
 
 AGENT = CRL
@@ -29,5 +30,10 @@ class Args(command.RunArgs):
 
 # Named presets (`depthrl presets` lists them with the paper's numbers): see depthrl/presets.py.
 PRESETS: dict[str, Args] = presets.args_for("crl", Args)
+
+
+def validate_args(args: Args) -> None:
+    """CRL relabels goals: the reward envs (gymnax, probes) have none."""
+    check_goal_env(args.env.env, "crl")
 
 main = command.run

@@ -52,7 +52,7 @@ PRESETS: dict[str, Args] = {
         agent=DQNConfig(depth=4, width=256, critic_loss="hl-gauss", v_min=0.0, v_max=50.0,
                         lr=3e-4, batch_size=128, target_update_period=1_000, epsilon_decay_steps=250_000),
         train=TrainConfig(num_envs=16, unroll_length=8, sgd_steps_per_collect=8, total_env_steps=5_000_000,
-                          buffer_size=200_000, prefill_steps=10_000, eval_every=100_000, num_eval_envs=32),
+                          buffer_size=100_000, prefill_steps=10_000, eval_every=100_000, num_eval_envs=32),
         run_dir="runs/dqn_minatar_breakout",
     ),
 }
