@@ -13,7 +13,7 @@ An axis value may be a bundle of flags set together, e.g. equal-parameter networ
 
 Each cell of the grid is one `depthrl train KIND` run in OUT/cells/NAME, started as a subprocess (log in
 OUT/logs/NAME.log). Cells run in parallel processes (`--jobs`), or as Ray tasks on a cluster
-(`--ray-address ADDR`, or `local` to start a Ray instance here). Seeds that only differ by seed are best
+(`--ray-address ADDR`, or `local` to start a Ray instance here). Cells that differ only by seed are best
 vmapped inside one cell (`--num-seeds`); a `seed` axis makes one process per seed instead.
 
 Resumable: a cell whose run directory holds its final evaluation is skipped; a cell killed mid-run is
