@@ -276,14 +276,25 @@ def find_equivalent(cell: Cell, roots: Sequence[Path]) -> Path | None:
         for run_dir in sorted(Path(root).glob("cells/*")):
             if run_dir.resolve() == cell.run_dir.resolve() or not (run_dir / "config.json").is_file():
                 continue
-            try:
-                stored = json.loads((run_dir / "config.json").read_text())
-            except (OSError, json.JSONDecodeError):
-                continue
+            stored = _stored_learned(run_dir, cell.learned.get("kind"))
             rows = read_rows(run_dir)
-            if learned_config(stored) == cell.learned and rows and rows[-1].get("epoch") == cell.num_epochs:
+            if stored == cell.learned and rows and rows[-1].get("epoch") == cell.num_epochs:
                 return run_dir.resolve()
     return None
+
+
+def _stored_learned(run_dir: Path, kind: str | None) -> dict | None:
+    """learned_config of a run directory's config.json read through its command's Args, so fields added since
+    it was written take their defaults (None if it is unreadable or of another command)."""
+    from depthrl.training import command, runner
+
+    try:
+        if json.loads((run_dir / "config.json").read_text()).get("kind") != kind:
+            return None
+        args = runner.load_config(run_dir, command.command_module(kind).Args)
+    except (OSError, ValueError, TypeError, AttributeError):  # ConfigError is a ValueError
+        return None
+    return learned_config(dataclasses.asdict(args))
 
 
 def cell_argv(kind: str, cell: Cell, state: str) -> list[str]:
