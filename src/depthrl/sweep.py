@@ -565,7 +565,7 @@ def plot_aggregate(path: Path, table: list[dict], curves: list[dict], group_by: 
             pos = pos + (i - (len(lines) - 1) / 2) * 0.8 / len(lines)
         value = np.array([r["iqm"] for r in rows])
         err = np.array([[r["iqm"] - r["iqm_low"] for r in rows], [r["iqm_high"] - r["iqm"] for r in rows]])
-        ax.errorbar(pos, value, yerr=np.clip(err, 0, None), marker="o", capsize=4,
+        ax.errorbar(pos, value, yerr=np.clip(err, 0, None), marker="o", capsize=4, ls="-" if numeric else "none",
                     label=_label(dict(zip(rest, key, strict=True))) if rest else None)
     if numeric and x_axis:
         ax.set_xscale("log", base=2) if all(x > 0 for x in xs) and max(xs) / min(xs) >= 8 else None
