@@ -129,6 +129,17 @@ def test_resume_with_a_conflicting_train_flag(reference, capsys):
     assert "--num-envs=32 is invalid: conflicts with the resumed run's config (16)" in err
 
 
+def test_resume_takes_the_runs_config_and_the_shell_flags_given(reference):
+    from depthrl.training.train_cli import Args
+
+    args, run_dir, _ = reference
+    given = Args(resume=str(run_dir), skip_non_finite=True, keep_checkpoints=5, memory_check=False, plots=False)
+    resolved = resolve_resume(given)
+    assert (resolved.agent, resolved.env, resolved.train) == (args.agent, args.env, args.train)
+    assert (resolved.skip_non_finite, resolved.keep_checkpoints, resolved.memory_check) == (True, 5, False)
+    assert resolved.run_dir == str(run_dir) and resolved.compile_cache is False  # not given: the run's
+
+
 def test_resume_and_overwrite_together(reference, tmp_path):
     _, run_dir, _ = reference
     with pytest.raises(ConfigError, match="--overwrite=True is invalid: not with --resume"):
