@@ -193,8 +193,8 @@ def test_train_command_learns_a_probe_writes_the_run_and_resumes(kind, tmp_path)
 
 
 def test_ppo_learns_cartpole():
-    """PPO (depth 4, width 64, HL-Gauss value; the command's defaults): greedy return >= 150 of 500 within
-    24k env steps (it reaches ~460)."""
+    """PPO (depth 4, width 64, HL-Gauss value; the command's defaults): mean greedy return >= 150 of 500 after
+    24k env steps (seeds 0-3 reach 475, 466, 500, 497)."""
     args = _args(train_ppo, "cartpole", train=dict(total_env_steps=24_576))
     _, _, _, evaluation = _train(args)
     assert float(np.mean(evaluation["return"])) >= 150, evaluation["return"]
@@ -203,7 +203,8 @@ def test_ppo_learns_cartpole():
 @pytest.mark.slow
 def test_dqn_learns_cartpole(tmp_path):
     """DQN (depth 4, width 64, HL-Gauss critic; the command's defaults) through `depthrl train dqn`: greedy
-    return >= 150 of 500 within 40k env steps."""
+    return >= 150 of 500 after 40k env steps (seeds 0, 1, 2 end at 203, 174, 174; DQN oscillates on CartPole,
+    seed 0 is at 500 after 31k steps). Slow: ~25 s of CPU; the fast probe tests cover the same code."""
     args = _quiet(_args(train_dqn, "cartpole", train=dict(total_env_steps=40_000, eval_every=20_000)),
                   tmp_path / "dqn")
     assert train_dqn.main(args) == 0
