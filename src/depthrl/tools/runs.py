@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,10 @@ def run_args(run_dir: Path) -> Any:
 
     if not (run_dir / runner.CONFIG_FILE).is_file():
         raise ConfigError("RUN_DIR", str(run_dir), f"not a run directory (no {runner.CONFIG_FILE})")
-    kind = command._stored_kind(run_dir) or "crl"
+    try:
+        kind = json.loads((run_dir / runner.CONFIG_FILE).read_text()).get("kind", "crl")
+    except (ValueError, AttributeError):
+        kind = "crl"  # load_config below reports what is wrong with the file
     args = runner.load_config(run_dir, command.command_module(kind).Args)
     command.validate_config(args)
     return args
