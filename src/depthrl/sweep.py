@@ -376,6 +376,11 @@ def execute(kind: str, cells: list[Cell], out: Path, executor, report: Callable[
     futures: dict[cf.Future, Cell] = {}
     for cell in cells:
         state = cell_state(cell)
+        if state != "pending" and cell.learned and _stored_learned(cell.run_dir, kind) != cell.learned:
+            states[cell.name] = {"status": "failed", "returncode": -1, "seconds": 0.0, "log_tail": [
+                f"{cell.run_dir} holds a run of another config than this cell's: move it away, or give the "
+                "sweep another --out"]}
+            continue
         if state == "done":
             states[cell.name] = {"status": "skipped", "note": "finished earlier"}
             continue

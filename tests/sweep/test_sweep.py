@@ -75,7 +75,8 @@ class FakeExecutor:
         run_dir = argv[argv.index("--resume" if "--resume" in argv else "--run-dir") + 1]
         cell = self.cells[run_dir]
         Path(run_dir).mkdir(parents=True, exist_ok=True)
-        (Path(run_dir) / "config.json").write_text("{}")
+        config = dataclasses.asdict(sweep.parse_train_flags("crl", list(cell.flags)))  # as the train command does
+        (Path(run_dir) / "config.json").write_text(json.dumps(config))
         rows = [{"epoch": e, "env_steps": e * 100, "eval/time_at_goal": e / 10} for e in range(1, cell.num_epochs + 1)]
         (Path(run_dir) / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
@@ -107,13 +108,22 @@ def test_resume_skips_finished_cells_and_continues_killed_ones(tmp_path):
     assert executor.calls == []
 
 
+def test_a_cell_directory_holding_another_config_is_never_resumed(tmp_path):
+    cells = sweep.expand(tiny_spec(depth=(4,)), tmp_path)
+    FakeExecutor(cells).submit(["train", "crl", *cells[0].flags, "--run-dir", str(cells[0].run_dir)],
+                               tmp_path / "log")
+    longer = sweep.expand(dataclasses.replace(tiny_spec(depth=(4,)), fixed={**TINY, "total_env_steps": 3200}),
+                          tmp_path)
+    executor = FakeExecutor(longer)
+    states = sweep.execute("crl", longer, tmp_path, executor, report=lambda s: None)
+    assert executor.calls == [] and states["depth=4"]["status"] == "failed"
+    assert "another config" in states["depth=4"]["log_tail"][0]
+
+
 def test_identical_cell_of_another_sweep_is_reused(tmp_path):
     first = sweep.expand(tiny_spec(depth=(4, 8)), tmp_path / "a")
     executor = FakeExecutor(first)
     sweep.execute("crl", first, tmp_path / "a", executor, report=lambda s: None)
-    for cell in first:  # what the train command writes: the resolved config
-        args = sweep.parse_train_flags("crl", list(cell.flags))
-        (cell.run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(args)))
     second = sweep.expand(tiny_spec(depth=(8, 12)), tmp_path / "b")
     executor = FakeExecutor(second)
     states = sweep.execute("crl", second, tmp_path / "b", executor, report=lambda s: None, reuse=[tmp_path / "a"])
