@@ -74,6 +74,7 @@ def validate_config(args: Any) -> None:
     args.env.validate()
     args.agent.validate()
     args.train.validate()
+    _check_num_devices(args)
     check_args = getattr(command_module(args.kind), "validate_args", None)  # checks across sections
     if check_args is not None:
         check_args(args)
@@ -82,6 +83,18 @@ def validate_config(args: Any) -> None:
     presets = getattr(command_module(args.kind), "PRESETS", {})
     if args.preset is not None and args.preset not in presets:
         raise ConfigError("--preset", args.preset, f"choose one of {', '.join(presets)}")
+
+
+def _check_num_devices(args: Any) -> None:
+    """--num-devices splits the SGD batch of `Trainer`'s epoch: the batch must divide, the loop must be one."""
+    num_devices = args.train.num_devices
+    if num_devices == 1:
+        return
+    if not issubclass(getattr(command_module(args.kind), "TRAINER", Trainer), Trainer):
+        raise ConfigError("--num-devices", num_devices, f"`depthrl train {args.kind}` runs on one device only")
+    batch_size = getattr(args.agent, "batch_size", None)
+    if batch_size is not None and batch_size % num_devices:
+        raise ConfigError("--num-devices", num_devices, f"must divide --batch-size={batch_size}")
 
 
 def resolve_resume(args: Any) -> Any:

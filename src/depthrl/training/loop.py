@@ -12,8 +12,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
+from jax.sharding import NamedSharding, PartitionSpec
 
 from depthrl.buffers import trajectory as buf
 from depthrl.envs.base import State
@@ -44,6 +46,8 @@ class TrainConfig:
     """Independent seeds trained together in one process (vmapped); metrics report mean and spread."""
     seed: int = 0
     """Base PRNG seed; seed i of --num-seeds uses a key folded from it."""
+    num_devices: int = 1
+    """Devices to split each SGD batch across (data parallelism, parameters replicated); 1 = one device."""
 
     def validate(self) -> None:
         for flag, v in (("--num-envs", self.num_envs), ("--sgd-steps-per-collect", self.sgd_steps_per_collect),
@@ -51,6 +55,7 @@ class TrainConfig:
                         ("--eval-every", self.eval_every), ("--num-eval-envs", self.num_eval_envs),
                         ("--num-seeds", self.num_seeds)):
             check_positive(flag, v)
+        check_num_devices(self.num_devices)
         if self.unroll_length < 2:
             raise ConfigError("--unroll-length", self.unroll_length, "must be >= 2")
         if self.prefill_steps < 0:
@@ -81,6 +86,29 @@ class TrainConfig:
     @property
     def epochs_per_eval(self) -> int:
         return max(1, -(-self.eval_every // self.steps_per_epoch))
+
+
+def check_num_devices(num_devices: int) -> None:
+    """ConfigError unless 1 <= num_devices <= the devices JAX sees."""
+    check_positive("--num-devices", num_devices)
+    if num_devices > 1 and num_devices > jax.device_count():
+        device = jax.devices()[0]
+        raise ConfigError("--num-devices", num_devices,
+                          f"only {jax.device_count()} {device.platform} device(s) visible; on CPU start with "
+                          f"XLA_FLAGS=--xla_force_host_platform_device_count={num_devices} to split it")
+
+
+def data_mesh(num_devices: int) -> jax.sharding.Mesh:
+    """A 1-D mesh named "data" over the first `num_devices` devices."""
+    return jax.sharding.Mesh(np.asarray(jax.devices()[:num_devices]), ("data",))
+
+
+def replicate(tree: Any, num_devices: int) -> Any:
+    """Place `tree` (a train state) on every device of the data mesh; a no-op for one device. The jitted epoch
+    keeps parameters replicated and splits only the SGD batch (`Trainer.shard_batch`)."""
+    if num_devices == 1:
+        return tree
+    return jax.device_put(tree, NamedSharding(data_mesh(num_devices), PartitionSpec()))
 
 
 @struct.dataclass
@@ -171,7 +199,8 @@ class Trainer:
 
         def sgd_step(agent_state, step_key):
             sample_key, update_key = jax.random.split(step_key)
-            agent_state, metrics = self.agent.update(agent_state, self.sample_batch(ts, sample_key), update_key)
+            batch = self.shard_batch(self.sample_batch(ts, sample_key))
+            agent_state, metrics = self.agent.update(agent_state, batch, update_key)
             # One pass over the params per step (cheap next to the update) tells which step went bad.
             finite = {name: jnp.all(jnp.isfinite(value)) for name, value in metrics.items()}
             finite["params"] = _all_finite(agent_state.params)
@@ -182,6 +211,16 @@ class Trainer:
         metrics = {**jax.tree.map(jnp.mean, sgd_metrics), **collect_metrics,
                    "params/global_norm": optax.global_norm(agent_state.params), **_first_non_finite(finite)}
         return ts.replace(agent=agent_state, epoch=ts.epoch + 1), metrics
+
+    def shard_batch(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        """Split the batch axis across --num-devices (a no-op on one device). With the parameters replicated, XLA's
+        SPMD partitioner runs each device's share of the forward and backward passes and all-reduces the
+        gradients (and gathers φ, ψ for the InfoNCE logits), so the update equals the one-device update up to
+        float reassociation."""
+        if self.config.num_devices == 1:
+            return batch
+        sharding = NamedSharding(data_mesh(self.config.num_devices), PartitionSpec("data"))
+        return jax.lax.with_sharding_constraint(batch, sharding)
 
     def sample_batch(self, ts: TrainState, key: jax.Array) -> dict[str, jax.Array]:
         """A relabelled batch from the buffer, the same for every goal-conditioned agent:

@@ -24,7 +24,7 @@ import numpy as np
 
 from depthrl.errors import ConfigError, DivergenceError
 from depthrl.training import checkpoint as ckpt
-from depthrl.training.loop import Trainer, TrainState
+from depthrl.training.loop import Trainer, TrainState, replicate
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -257,6 +257,7 @@ def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None
         state = init_fn(keys)
         for _ in range(cfg.prefill_epochs):
             state = prefill_fn(state)
+    state = replicate(state, cfg.num_devices)  # --num-devices: parameters on every device, the batch split
     if options.resume:
         _rewrite_metrics(run_dir, rows)
     init_s = time.time() - t0  # init (or restore) and prefill, their compile included
