@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Annotated
 
 import tyro
 
@@ -19,7 +20,7 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 @dataclasses.dataclass(frozen=True)
 class Args:
-    run_dirs: tyro.conf.Positional[tuple[str, ...]]
+    run_dirs: Annotated[tuple[str, ...], tyro.conf.Positional, tyro.conf.arg(metavar="RUN_DIR...")]
     """Run directories to compare (written by `depthrl train`)."""
     out: str = "compare.png"
     """Plot file (.png, .pdf or .svg): one panel per --metrics entry, one line per run."""

@@ -12,6 +12,7 @@ import hashlib
 import json
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import tyro
 
@@ -20,7 +21,7 @@ from depthrl.errors import ConfigError, check_positive
 
 @dataclasses.dataclass(frozen=True)
 class Args:
-    run_dir: tyro.conf.Positional[str]
+    run_dir: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="RUN_DIR")]
     """The run directory (written by `depthrl train`)."""
     checkpoint: int | None = None
     """Checkpoint to evaluate, by epoch (None: the newest intact one)."""

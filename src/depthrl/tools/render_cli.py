@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Annotated
 
 import tyro
 
@@ -18,7 +19,7 @@ from depthrl.errors import ConfigError, check_positive
 
 @dataclasses.dataclass(frozen=True)
 class Args:
-    run_dir: tyro.conf.Positional[str]
+    run_dir: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="RUN_DIR")]
     """The run directory (written by `depthrl train`)."""
     out: str | None = None
     """GIF file to write (None: RUN_DIR/plots/policy.gif)."""
