@@ -76,12 +76,13 @@ class Network:
 
 @dataclasses.dataclass(frozen=True)
 class Estimate:
-    """Cost of one run. Bytes are totals over --num-seeds unless named per seed."""
+    """Cost of one run. Bytes are per device (what must fit on each) and totals over --num-seeds."""
 
     num_params: int  # per seed
     flops_per_sgd_step: float  # per seed
     sgd_steps_per_epoch: int
     num_seeds: int
+    num_devices: int  # --num-devices: the SGD batch is split across them, everything else is replicated
     batch_size: int
     remat: bool
     layouts: tuple[str, ...]
@@ -124,6 +125,7 @@ class Estimate:
         if self.activation_bytes_remat < 0.8 * self.activation_bytes:
             remat_note = f" [{self.remat_flags()}: {mib(self.activation_bytes_remat)}]"
         seeds = f" × {self.num_seeds} seeds" if self.num_seeds > 1 else ""
+        seeds += f", batch split over {self.num_devices} devices (memory per device)" if self.num_devices > 1 else ""
         return (f"estimate: {self.num_params / 1e6:.3g} M params, {self.flops_per_sgd_step / 1e9:.3g} GFLOP per "
                 f"SGD step{seeds}, peak memory ≈ {mib(self.peak_bytes)} (activations "
                 f"{mib(self.activation_bytes)}{remat_note}, params + Adam "
@@ -242,6 +244,7 @@ def estimate(args: Any, trainer: Any) -> Estimate:
     buffer_bytes = tree_bytes(state) - tree_bytes(state.agent) - env_bytes
     spec = trainer.env.spec
     seeds = getattr(cfg, "num_seeds", 1)
+    devices = getattr(cfg, "num_devices", 1)  # each holds 1/devices of the batch's activations and logits rows
     num_envs, num_eval_envs = getattr(cfg, "num_envs", 1), getattr(cfg, "num_eval_envs", 1)
     # One collected unroll (obs, action, reward, done, ...) and the acting / evaluation forward passes.
     collect = (getattr(cfg, "unroll_length", 1) * num_envs * (spec.obs_dim + spec.action_dim + 3)
@@ -250,13 +253,14 @@ def estimate(args: Any, trainer: Any) -> Estimate:
     return Estimate(
         num_params=sum(math.prod(x.shape) for x in jax.tree.leaves(state.agent.params)),
         flops_per_sgd_step=flops, sgd_steps_per_epoch=getattr(cfg, "sgd_steps_per_collect", 1), num_seeds=seeds,
+        num_devices=devices,
         batch_size=batch, remat=remat, layouts=tuple(sorted({n.layout for n in networks})),
         params_bytes=seeds * params_bytes,
         optimizer_bytes=seeds * (tree_bytes(state.agent) - params_bytes),
         gradient_bytes=seeds * params_bytes,
-        activation_bytes=seeds * (acts + recompute),
-        activation_bytes_remat=seeds * (acts_remat + recompute_remat),
-        logits_bytes=seeds * logits_bytes,
+        activation_bytes=seeds * (acts + recompute) // devices,
+        activation_bytes_remat=seeds * (acts_remat + recompute_remat) // devices,
+        logits_bytes=seeds * logits_bytes // devices,
         buffer_bytes=seeds * buffer_bytes,
         env_bytes=seeds * env_bytes,
         collect_bytes=seeds * collect,

@@ -85,6 +85,12 @@ def test_memory_grows_with_depth_and_batch_as_modelled():
     assert est_deep.activation_bytes == pytest.approx(est.activation_bytes * 129 / 65, rel=0.02)
     assert est_batch.activation_bytes == pytest.approx(4 * est.activation_bytes)
     assert est_deep.num_params > 1.9 * est.num_params
+    # --num-devices 4 splits the batch: activations and logits per device shrink, the rest is replicated
+    split = dataclasses.replace(base, train=dataclasses.replace(base.train, num_devices=4))
+    est_split = estimate.estimate(split, command.build(split))
+    assert est_split.activation_bytes == est.activation_bytes // 4 and est_split.logits_bytes == est.logits_bytes // 4
+    assert est_split.buffer_bytes == est.buffer_bytes and est_split.params_bytes == est.params_bytes
+    assert "4 devices" in est_split.line()
 
 
 def test_check_fits_names_what_to_change():
