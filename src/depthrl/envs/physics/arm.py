@@ -172,10 +172,11 @@ def panda_xml(task_name: str) -> str:
 def load_system(task_name: str):
     from brax.io import mjcf
 
-    with warnings.catch_warnings():  # brax's notice that its own pipelines are unmaintained
-        warnings.simplefilter("ignore", UserWarning)
+    # Concrete arrays even when first called inside a jit trace (cached: a tracer here would leak).
+    with warnings.catch_warnings(), jax.ensure_compile_time_eval():
+        warnings.simplefilter("ignore", UserWarning)  # brax's notice that its own pipelines are unmaintained
         sys = mjcf.loads(panda_xml(task_name))
-    return sys.tree_replace({"opt.timestep": 0.002, "opt.iterations": 6, "opt.ls_iterations": 12})
+        return sys.tree_replace({"opt.timestep": 0.002, "opt.iterations": 6, "opt.ls_iterations": 12})
 
 
 @dataclasses.dataclass(frozen=True)

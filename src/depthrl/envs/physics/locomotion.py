@@ -65,24 +65,25 @@ def load_system(robot: str, maze: Layout | None, scale: float, backend: str):
     from brax.io import mjcf
 
     xml = assets.ant_xml(maze, scale) if robot == "ant" else assets.humanoid_xml(maze, scale)
-    with warnings.catch_warnings():  # brax's notice that its own pipelines are unmaintained
-        warnings.simplefilter("ignore", UserWarning)
+    # Concrete arrays even when first called inside a jit trace (cached: a tracer here would leak).
+    with warnings.catch_warnings(), jax.ensure_compile_time_eval():
+        warnings.simplefilter("ignore", UserWarning)  # brax's notice that its own pipelines are unmaintained
         sys = mjcf.loads(xml)
-    n_frames = 5
-    if backend == "spring":
-        sys = sys.tree_replace({"opt.timestep": 0.005 if robot == "ant" else 0.0015})
-        n_frames = 10
-        if robot == "humanoid":  # brax's spring humanoid: stronger hips and legs, weaker arms
-            gear = jnp.array([350.0] * 11 + [100.0] * 6)
-            sys = sys.replace(actuator=sys.actuator.replace(gear=gear))
-    elif backend == "mjx":
-        sys = sys.tree_replace({
-            "opt.solver": mujoco.mjtSolver.mjSOL_NEWTON,
-            "opt.disableflags": mujoco.mjtDisableBit.mjDSBL_EULERDAMP,
-            "opt.iterations": 1,
-            "opt.ls_iterations": 4,
-        })
-    return sys, n_frames
+        n_frames = 5
+        if backend == "spring":
+            sys = sys.tree_replace({"opt.timestep": 0.005 if robot == "ant" else 0.0015})
+            n_frames = 10
+            if robot == "humanoid":  # brax's spring humanoid: stronger hips and legs, weaker arms
+                gear = jnp.array([350.0] * 11 + [100.0] * 6)
+                sys = sys.replace(actuator=sys.actuator.replace(gear=gear))
+        elif backend == "mjx":
+            sys = sys.tree_replace({
+                "opt.solver": mujoco.mjtSolver.mjSOL_NEWTON,
+                "opt.disableflags": mujoco.mjtDisableBit.mjDSBL_EULERDAMP,
+                "opt.iterations": 1,
+                "opt.ls_iterations": 4,
+            })
+        return sys, n_frames
 
 
 def pipeline_module(backend: str):
