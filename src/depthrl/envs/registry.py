@@ -41,7 +41,7 @@ class EnvConfig:
     episode_length: int | None = None
     """Steps per episode (None = the env's default, sized to the maze)."""
     success_radius: float | None = None
-    """Distance (in cells) within which the mass is at the goal (None = the env's default, 0.5)."""
+    """Distance within which the goal is reached: cells (point mazes) or metres (physics; None = the env's default)."""
     random_start: bool = False
     """Start episodes anywhere free instead of at the reset cells (not with --stitching)."""
     stitching: bool = False
