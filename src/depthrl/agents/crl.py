@@ -198,17 +198,19 @@ class CRL:
             aux = {"critic/accuracy": jnp.mean(closs.logits_accuracy(logits)),
                    "critic/logits_pos": jnp.mean(diag), "critic/logits_neg": off_diag_mean,
                    "critic/logsumexp": jnp.mean(jax.nn.logsumexp(logits, axis=1))}
-            return jnp.mean(per_row), aux
+            return jnp.mean(per_row), (aux, psi)
 
         critic_params = (params.sa_encoder, params.g_encoder)
-        (critic_loss, critic_aux), critic_grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(critic_params)
+        (critic_loss, (critic_aux, psi)), critic_grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(
+            critic_params)
         critic_updates, new_critic_opt = critic_opt.update(critic_grads, state.critic_opt, critic_params)
         new_sa, new_g = optax.apply_updates(critic_params, critic_updates)
 
         alpha = jnp.exp(params.log_alpha)
         actor_obs = jnp.concatenate([batch["state"], batch["goal"]], -1)
-        # ψ(g) does not depend on the actor: encode it once, outside the actor's gradient.
-        psi = jax.lax.stop_gradient(self.g_net.apply(params.g_encoder, batch["goal"]))
+        # The actor reuses the critic's ψ(g) (same params, same goals): the goal tower runs once per step, not
+        # twice as in the paper's code (`depthrl bench update --reference` measures the difference).
+        psi = jax.lax.stop_gradient(psi)
 
         def actor_loss_fn(actor_params):
             mean, log_std = self.actor_net.apply(actor_params, actor_obs)
