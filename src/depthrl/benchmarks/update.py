@@ -70,8 +70,8 @@ class Args:
     """Action dims (8: the Ant); ignored with --env."""
     layout: str = "auto"
     """Network layout of the agent: auto, scan or unrolled (the agent's --network-layout)."""
-    remat: bool | None = None
-    """Rematerialise blocks (the agent's --remat); default: the agent's own default."""
+    remat: bool = False
+    """Rematerialise each residual block in the backward pass (the agent's --remat)."""
     steps_per_call: int = 4
     """SGD steps scanned inside one jitted call (the training epoch scans them the same way)."""
     repeats: int = 10
@@ -107,9 +107,8 @@ class Args:
     def agent_config(self) -> Any:
         """The agent's own config with this benchmark's network and batch settings."""
         module = importlib.import_module(_COMMAND_MODULES[self.agent])
-        overrides = dict(depth=self.depth, width=self.width, batch_size=self.batch_size, network_layout=self.layout)
-        if self.remat is not None:
-            overrides["remat"] = self.remat
+        overrides = dict(depth=self.depth, width=self.width, batch_size=self.batch_size, network_layout=self.layout,
+                         remat=self.remat)
         return dataclasses.replace(module.Args().agent, **overrides)
 
     def spec(self) -> EnvSpec:
@@ -169,15 +168,19 @@ class _Timed:
         self.compiled = jax.jit(scanned_update(update_fn), donate_argnums=0).lower(state, batches, key).compile()
         self.compile_s = time.perf_counter() - start
         self.state = state
-        self.times: list[float] = []
+        self.times: list[float] = []  # wall seconds per call
+        self.cpu_times: list[float] = []  # CPU seconds of this process per call
 
-    def call(self) -> float:
-        start = time.perf_counter()
+    def call(self) -> None:
+        start, cpu_start = time.perf_counter(), time.process_time()
         self.state, metrics = self.compiled(self.state, self.batches, self.key)
         jax.block_until_ready(metrics)
-        elapsed = time.perf_counter() - start
-        self.times.append(elapsed)
-        return elapsed
+        self.times.append(time.perf_counter() - start)
+        self.cpu_times.append(time.process_time() - cpu_start)
+
+    def clear(self) -> None:
+        self.times.clear()
+        self.cpu_times.clear()
 
 
 def run(args: Args) -> dict:
@@ -221,9 +224,9 @@ def run(args: Args) -> dict:
         for timed in (ours, ref):
             if timed is not None:
                 timed.call()
-    ours.times.clear()
+    ours.clear()
     if ref is not None:
-        ref.times.clear()
+        ref.clear()
     peaks = []
     load_before = _load()
     for _ in range(args.repeats):  # interleaved: ours, the reference, the matmul peak see the same load
@@ -236,7 +239,8 @@ def run(args: Args) -> dict:
     peak = statistics.median(peaks)
     gflops = flops / (step_ms * 1e-3) / 1e9
     record.update(
-        step_ms=step_ms, step_ms_min=step_ms_min, sgd_steps_per_s=1e3 / step_ms, gflops_per_s=gflops,
+        step_ms=step_ms, step_ms_min=step_ms_min, step_cpu_ms=1e3 * statistics.median(ours.cpu_times) / k,
+        sgd_steps_per_s=1e3 / step_ms, gflops_per_s=gflops,
         peak_gflops_per_s=peak, peak_gflops_per_s_max=max(peaks), mfu=gflops / peak,
         mfu_best=(flops / (step_ms_min * 1e-3) / 1e9) / max(peaks),
         load_avg_1m=(load_before + _load()) / 2 if load_before is not None else None,
@@ -248,7 +252,9 @@ def run(args: Args) -> dict:
         record.update(reference_step_ms=ref_ms, reference_step_ms_min=ref_ms_min,
                       reference_gflops_per_s=flops / (ref_ms * 1e-3) / 1e9,
                       speedup_vs_reference=statistics.median(ratios),
-                      speedup_vs_reference_min=ref_ms_min / step_ms_min)
+                      speedup_vs_reference_min=ref_ms_min / step_ms_min,
+                      reference_step_cpu_ms=1e3 * statistics.median(ref.cpu_times) / k,
+                      speedup_vs_reference_cpu=statistics.median(ref.cpu_times) / statistics.median(ours.cpu_times))
     return record
 
 
