@@ -1,0 +1,285 @@
+"""What SAC and TD3 share: their flags, twin critics (regression or classification), TD targets with
+hindsight rewards, Polyak-averaged target networks, and network diagnostics.
+
+Twin critics (Fujimoto et al. 2018, "clipped double Q"): two critics with independent weights, stored
+as one params tree with a leading axis of size 2 and applied with `jax.vmap`, so both run in one
+program at any depth. Each is a residual torso on concat(state, action, goal) plus a head:
+
+    --critic-loss mse                     ScalarHead: Q = the output, loss 0.5·(Q − y)²
+    --critic-loss hl-gauss | two-hot      CategoricalValueHead: num_bins logits, Q = E[softmax] over the
+                                          bin centres; cross-entropy against the histogram of y
+    --critic-loss c51                     the same head; cross-entropy against the target critic's
+                                          distribution moved by r + γ·z and projected onto the bins
+
+(Farebrother et al. 2024, "Stop Regressing", Sec. 3; losses in `depthrl.losses.value_dist`.)
+
+TD target: y = r + d·(min_i Q̄_i(s', a') + bonus), with Q̄ the target critics, a' from the (target)
+policy, d = γ·(1 − terminal) and bonus = −α·log π(a'|s') for SAC, 0 for TD3. For C51 the twin whose
+expected value is the smaller one (per example) supplies the distribution, and the bonus moves into
+the reward: r + d·(z + bonus) = (r + d·bonus) + d·z.
+
+Rewards (HER): the batch from `Trainer.sample_batch` relabels the goal to a future state of the same
+episode; the reward is 1 when next_state's goal coordinates lie within `spec.success_radius` of the goal
+(strictly, as the maze's `at_goal`), else 0. The mazes never terminate, so d = γ always. A batch may
+instead carry its own `reward` [B] and `terminal` [B] (probe envs, hand-made batches).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from depthrl.envs.base import EnvSpec
+from depthrl.errors import ConfigError, check_choice, check_open_unit, check_positive
+from depthrl.losses import value_dist as vd
+from depthrl.networks.heads import CategoricalValueHead, ScalarHead
+from depthrl.networks.torso import LAYOUTS, NetworkConfig, ResidualTorso, check_depth
+
+NUM_CRITICS = 2  # twin critics: the TD target takes the minimum of the two target critics
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorCriticConfig:
+    """Flags shared by SAC and TD3: networks, critic loss and value support, optimisation."""
+
+    depth: int = 4
+    """Dense layers inside the residual blocks of every network (a multiple of --layers-per-block)."""
+    actor_depth: int | None = None
+    """Actor depth; overrides --depth for the policy."""
+    critic_depth: int | None = None
+    """Critic depth (both twin critics); overrides --depth for the critic."""
+    width: int = 256
+    """Units per Dense layer."""
+    layers_per_block: int = 4
+    """Dense layers per residual block (the paper uses 4)."""
+    norm: str = "layernorm"
+    """Normalisation after each Dense: layernorm, rmsnorm or none."""
+    activation: str = "swish"
+    """Activation: swish, relu, gelu or tanh."""
+    skip: bool = True
+    """Residual skip connection around each block."""
+    network_layout: str = "auto"
+    """How blocks are compiled: unrolled (Python loop), scan (flat compile time) or auto (by depth)."""
+    remat: bool = False
+    """Recompute block activations in the backward pass (less memory, ~1/3 more compute)."""
+    critic_loss: str = "mse"
+    """Critic loss: mse (regression), hl-gauss, two-hot or c51 (classification over --num-bins bins)."""
+    v_min: float | None = None
+    """Lowest value of the critic's support (None: 0, the lowest return of rewards in [0, 1])."""
+    v_max: float | None = None
+    """Highest value of the critic's support (None: 1 / (1 − discount), the highest return)."""
+    num_bins: int = 101
+    """Bins of a classification critic (not with --critic-loss mse)."""
+    sigma_ratio: float = 0.75
+    """HL-Gauss σ as a fraction of the bin width (only with --critic-loss hl-gauss; the paper: 0.75)."""
+    value_transform: str = "none"
+    """Bins equal-width in value space (none) or in symlog(value) (symlog); not with --critic-loss mse."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critics."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of the actor."""
+    discount: float = 0.99
+    """γ of the TD target (also the geometric offset of the relabelled future goal)."""
+    tau: float = 0.005
+    """Polyak rate of the target networks: target ← (1 − tau)·target + tau·online."""
+    batch_size: int = 256
+    """Transitions per SGD step."""
+
+    def network(self, depth: int) -> NetworkConfig:
+        return NetworkConfig(depth=depth, width=self.width, layers_per_block=self.layers_per_block,
+                             norm=self.norm, activation=self.activation, skip=self.skip,
+                             layout=self.network_layout, remat=self.remat)
+
+    @property
+    def resolved_actor_depth(self) -> int:
+        return self.depth if self.actor_depth is None else self.actor_depth
+
+    @property
+    def resolved_critic_depth(self) -> int:
+        return self.depth if self.critic_depth is None else self.critic_depth
+
+    def support(self) -> vd.ValueSupport:
+        """The critic's value support; the default [0, 1/(1 − γ)] covers every return of rewards in [0, 1].
+
+        With --critic-loss mse it only defines the range of the `critic/out_of_support` metric.
+        """
+        default = vd.support_from_reward_range(0.0, 1.0, self.discount, max(self.num_bins, 2),
+                                               self.value_transform)
+        v_min = default.v_min if self.v_min is None else self.v_min
+        v_max = default.v_max if self.v_max is None else self.v_max
+        if v_max <= v_min:  # name the flag the user gave (a default bound is never the one at fault)
+            flag, value = ("--v-min", v_min) if self.v_max is None else ("--v-max", v_max)
+            raise ConfigError(flag, value, f"the support needs --v-min < --v-max (got [{v_min}, {v_max}])")
+        return vd.ValueSupport(v_min=v_min, v_max=v_max, num_bins=self.num_bins, transform=self.value_transform)
+
+    def validate(self) -> None:
+        check_positive("--layers-per-block", self.layers_per_block)
+        check_depth("--depth", self.depth, self.layers_per_block)
+        if self.actor_depth is not None:
+            check_depth("--actor-depth", self.actor_depth, self.layers_per_block)
+        if self.critic_depth is not None:
+            check_depth("--critic-depth", self.critic_depth, self.layers_per_block)
+        check_choice("--network-layout", self.network_layout, LAYOUTS)
+        self.network(self.depth).validate(depth_flag="--depth")
+        check_choice("--critic-loss", self.critic_loss, vd.CRITIC_LOSSES)
+        check_choice("--value-transform", self.value_transform, vd.VALUE_TRANSFORMS)
+        defaults = ActorCriticConfig()
+        if self.critic_loss == "mse":  # a flag that would do nothing is an error, not silently ignored
+            for flag, name in (("--num-bins", "num_bins"), ("--value-transform", "value_transform")):
+                if getattr(self, name) != getattr(defaults, name):
+                    raise ConfigError(flag, getattr(self, name), "only with --critic-loss hl-gauss, two-hot or c51")
+        if self.critic_loss != "hl-gauss" and self.sigma_ratio != defaults.sigma_ratio:
+            raise ConfigError("--sigma-ratio", self.sigma_ratio, "only with --critic-loss hl-gauss")
+        check_positive("--sigma-ratio", self.sigma_ratio)
+        check_open_unit("--discount", self.discount)
+        self.support()  # v_min < v_max, finite; num_bins >= 2
+        for flag, lr in (("--critic-lr", self.critic_lr), ("--actor-lr", self.actor_lr)):
+            check_positive(flag, lr)
+        if not 0.0 < self.tau <= 1.0:
+            raise ConfigError("--tau", self.tau, "must lie in (0, 1] (1 copies the online networks)")
+        check_positive("--batch-size", self.batch_size)
+
+    def twin_critic(self) -> TwinCritic:
+        return TwinCritic(network=self.network(self.resolved_critic_depth), loss=self.critic_loss,
+                          support=self.support(), sigma_ratio=self.sigma_ratio)
+
+
+class CriticNetwork(nn.Module):
+    """Residual torso + value head: ``[..., S + A + G] -> [...]`` (num_bins 0) or ``[..., num_bins]`` logits."""
+
+    config: NetworkConfig
+    num_bins: int  # 0: a scalar Q (mse)
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = ResidualTorso(self.config, name="torso")(x)
+        return CategoricalValueHead(self.num_bins, name="head")(h) if self.num_bins else ScalarHead(name="head")(h)
+
+
+@dataclasses.dataclass(frozen=True)
+class TwinCritic:
+    """Two critics with one params tree (leading axis NUM_CRITICS) and the TD loss of --critic-loss. Hashable."""
+
+    network: NetworkConfig
+    loss: str
+    support: vd.ValueSupport
+    sigma_ratio: float = 0.75
+
+    @property
+    def net(self) -> CriticNetwork:
+        return CriticNetwork(self.network, 0 if self.loss == "mse" else self.support.num_bins)
+
+    def init(self, key: jax.Array, in_dim: int) -> Any:
+        example = jnp.zeros((1, in_dim), jnp.float32)
+        return jax.vmap(lambda k: self.net.init(k, example))(jax.random.split(key, NUM_CRITICS))
+
+    def outputs(self, params: Any, sa_goal: jax.Array) -> jax.Array:
+        """concat(state, action, goal) [B, D] -> [2, B] Q values (mse) or [2, B, num_bins] logits."""
+        return jax.vmap(self.net.apply, in_axes=(0, None))(params, sa_goal)
+
+    def values(self, outputs: jax.Array) -> jax.Array:
+        """`outputs` -> Q values [2, B] (the expectation over the bins for a classification critic)."""
+        return outputs if self.loss == "mse" else vd.expected_value(outputs, self.support)
+
+    def q(self, params: Any, sa_goal: jax.Array) -> jax.Array:
+        """Q values of both critics: [B, D] -> [2, B]."""
+        return self.values(self.outputs(params, sa_goal))
+
+    def td_loss(self, params: Any, sa_goal: jax.Array, target_outputs: jax.Array, reward: jax.Array,
+                discount: jax.Array, bonus: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """Mean over the batch, summed over the twins, of the critic loss against the TD target.
+
+        sa_goal [B, D]; target_outputs [2, B(, num_bins)]: the target critics at (s', a', g);
+        reward, discount (γ·(1 − terminal)), bonus (−α log π(a'|s') or 0): [B].
+        """
+        target_outputs = jax.lax.stop_gradient(target_outputs)
+        target_q = self.values(target_outputs)  # [2, B]
+        smaller = jnp.argmin(target_q, axis=0)  # [B]: which twin gives min_i Q̄_i
+        next_value = jnp.min(target_q, axis=0)
+        y = reward + discount * (next_value + bonus)
+        outputs = self.outputs(params, sa_goal)
+        if self.loss == "c51":
+            next_logits = jnp.take_along_axis(target_outputs, smaller[None, :, None], axis=0)[0]
+            target_probs = vd.c51_project(jax.nn.softmax(next_logits, -1), reward + discount * bonus, discount,
+                                          self.support)
+            per_example = vd.cross_entropy(outputs, target_probs[None])
+        else:
+            per_example = vd.value_loss(self.loss, outputs, jnp.broadcast_to(y, outputs.shape[:2]), self.support,
+                                        self.sigma_ratio)
+        q = self.values(outputs)
+        aux = {"critic/q": jnp.mean(q), "critic/td_target": jnp.mean(y),
+               "critic/td_error": jnp.mean(jnp.abs(q - y[None])),
+               "critic/out_of_support": vd.out_of_support_fraction(y, self.support),
+               "critic/reward": jnp.mean(reward)}
+        return jnp.sum(jnp.mean(per_example, axis=-1)), aux
+
+
+def goal_reward(next_state: jax.Array, goal: jax.Array, spec: EnvSpec) -> jax.Array:
+    """HER reward: 1 where next_state's goal coordinates are strictly within spec.success_radius of goal.
+
+    next_state [B, S], goal [B, G] -> [B] float32.
+    """
+    reached = next_state[:, jnp.asarray(spec.goal_indices, jnp.int32)] - goal
+    return (jnp.sqrt(jnp.sum(jnp.square(reached), -1)) < spec.success_radius).astype(jnp.float32)
+
+
+def reward_and_discount(batch: dict[str, jax.Array], spec: EnvSpec, gamma: float) -> tuple[jax.Array, jax.Array]:
+    """(reward [B], γ·(1 − terminal) [B]) of a batch: its own `reward`/`terminal` when given, else the HER
+    goal-reaching reward and γ (the mazes never terminate: bootstrap through every time limit)."""
+    if "reward" in batch:
+        reward = batch["reward"].astype(jnp.float32)
+    elif spec.goal_dim == 0:
+        raise ValueError(f"{spec.name} has no goal: the batch must carry its own 'reward'")
+    else:
+        reward = goal_reward(batch["next_state"], batch["goal"], spec)
+    terminal = batch.get("terminal", jnp.zeros_like(reward))
+    return reward, gamma * (1.0 - terminal.astype(jnp.float32))
+
+
+def polyak(target: Any, online: Any, tau: float) -> Any:
+    """target ← (1 − tau)·target + tau·online, leaf by leaf."""
+    return optax.incremental_update(online, target, tau)
+
+
+def select_tree(pred: jax.Array, on_true: Any, on_false: Any) -> Any:
+    """Leafwise where(pred, on_true, on_false) with a scalar pred (static shapes for masked updates)."""
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def actor_input(state: jax.Array, goal: jax.Array) -> jax.Array:
+    """The policy sees concat(state, goal): [B, S], [B, G] -> [B, S + G]."""
+    return jnp.concatenate([state, goal], -1)
+
+
+def critic_input(state: jax.Array, action: jax.Array, goal: jax.Array) -> jax.Array:
+    """The critic sees concat(state, action, goal): -> [B, S + A + G]."""
+    return jnp.concatenate([state, action, goal], -1)
+
+
+def torso_diagnostics(config: ActorCriticConfig, networks: dict[str, tuple[Any, jax.Array, int]]) -> dict:
+    """Feature rank, dormant units and first/last block norms of each torso on a batch.
+
+    networks: name -> (params of a torso + head module, input [B, D], depth).
+    """
+    from depthrl.networks import diagnostics as diag
+
+    out = {}
+    for name, (net_params, x, depth) in networks.items():
+        torso = ResidualTorso(config.network(depth))
+        features, variables = torso.apply({"params": net_params["params"]["torso"]}, x, mutable=["intermediates"])
+        norms = diag.block_activation_norms(variables["intermediates"])
+        out[f"diag/{name}_effective_rank"] = diag.effective_rank(features)
+        out[f"diag/{name}_dormant_ratio"] = diag.dormant_ratio(features)
+        out[f"diag/{name}_block_norm_first"] = norms[0]
+        out[f"diag/{name}_block_norm_last"] = norms[-1]
+    return out
+
+
+def first_critic(params: Any) -> Any:
+    """The params of critic 0 of a twin (for diagnostics)."""
+    return jax.tree.map(lambda leaf: leaf[0], params)
