@@ -23,10 +23,11 @@ $(PHYSICS_STAMP): $(STAMP)
 quickstart: $(STAMP)
 	$(BIN)/depthrl train crl --preset quickstart --run-dir runs/quickstart --overwrite
 
-## The whole test suite plus ruff (with the physics extra, so the brax/MJX env tests run).
+## The whole test suite plus ruff (with the physics extra, so the brax/MJX env tests run). Two pytest workers:
+## most of the suite's time is XLA compilation, which is single-threaded, so two cores run it twice as fast.
 test: $(STAMP) $(PHYSICS_STAMP)
 	$(BIN)/ruff check src tests experiments
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 ## Reliability soak (~10 min on 2 CPU cores): SIGKILL and resume a training run at random moments, then check
 ## its metrics equal an uninterrupted run's exactly; prints PASS/FAIL (docs/reliability.md). SOAK_FLAGS=--help
