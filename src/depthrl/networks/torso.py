@@ -95,7 +95,7 @@ class NetworkConfig:
     layout: str = "auto"
     """auto | scan | unrolled; auto unrolls up to depth 16 (faster steps), scans above (flat compile time)."""
     remat: bool = False
-    """Recompute each block in the backward pass: less memory, one more forward (with scan on CPU: faster)."""
+    """Recompute each whole block in the backward pass: least memory, one more forward pass."""
     dtype: str = "float32"
     """Compute dtype of the torso: float32 | bfloat16."""
     param_dtype: str = "float32"
@@ -177,7 +177,13 @@ class ResidualTorso(nn.Module):
         h = act(_norm(config, "stem_norm")(_dense(config, "stem")(x)))
         if config.resolved_layout() == "scan":
             # prevent_cse=False: inside scan the CSE barrier is unnecessary and slows the loop (flax docs).
-            block_cls = nn.remat(ResidualBlock, prevent_cse=False) if config.remat else ResidualBlock
+            # A scanned block is always rematerialised; what it keeps for the backward pass sets speed and memory.
+            # Without --remat it keeps its Dense outputs and recomputes only norms and activations (no matmul runs
+            # twice); --remat keeps only the block input (least memory, one more forward). Keeping every
+            # intermediate instead stacks ~7 [batch, width] arrays per layer through the loop: 2.6x slower
+            # forward + backward at depth 16 and 1.8x at 32, with 2x the memory (docs/benchmarks.md).
+            policy = None if config.remat else jax.checkpoint_policies.dots_saveable
+            block_cls = nn.remat(ResidualBlock, prevent_cse=False, policy=policy)
             blocks = nn.scan(
                 block_cls,
                 variable_axes={"params": 0, "intermediates": 0},
