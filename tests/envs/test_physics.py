@@ -129,6 +129,40 @@ def test_missing_physics_extra_names_env_and_install_command(monkeypatch):
     assert all(physics.INSTALL_COMMAND in text for name, _, _, text in list_envs() if name in catalog.ENVS)
 
 
+_WITHOUT_BRAX = """
+import importlib.abc, json, sys
+class Missing(importlib.abc.MetaPathFinder):  # as if the physics extra were not installed
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("brax", "mujoco"):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+sys.meta_path.insert(0, Missing())
+from depthrl.envs import physics
+physics.available = lambda: False
+import jax
+from depthrl.envs.registry import EnvConfig, list_envs, make_envs
+from depthrl.errors import ConfigError
+rows = list_envs()
+env, _ = make_envs(EnvConfig(env="point-maze-u"))
+state = env.step(env.reset(jax.random.PRNGKey(0)), jax.numpy.zeros(2))
+try:
+    EnvConfig(env="ant").validate()
+    error = None
+except ConfigError as err:
+    error = str(err)
+print(json.dumps({"rows": len(rows), "obs": list(state.obs.shape), "error": error}))
+"""
+
+
+def test_base_install_works_without_brax():
+    """In a fresh interpreter where brax and mujoco cannot be imported, the embedded envs list, build and
+    step, and a physics --env fails at validation with the install command."""
+    done = subprocess.run([sys.executable, "-c", _WITHOUT_BRAX], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["rows"] >= len(catalog.ENVS) + 7 and result["obs"] == [6]
+    assert physics.INSTALL_COMMAND in result["error"] and "--env='ant'" in result["error"]
+
+
 @pytest.mark.parametrize("name", ["u", "u4", "u5", "big", "hardest", "open"])
 def test_wall_boxes_cover_the_layout_walls_next_to_free_cells(name):
     layout, scale = parse_layout(name), 4.0
