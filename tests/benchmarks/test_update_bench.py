@@ -75,7 +75,8 @@ def test_train_epoch_split_with_reference_json(capsys):
     assert bench_train.main(args) == 0
     r = json.loads(capsys.readouterr().out)
     for key in ("epoch_compile_s", "epoch_ms", "collect_ms", "sample_ms", "update_ms", "reference_sample_ms",
-                "env_steps_per_s", "sgd_steps_per_s", "peak_memory_mb"):
+                "reference_update_ms", "update_cpu_ms", "speedup_vs_reference_cpu", "env_steps_per_s",
+                "sgd_steps_per_s", "peak_memory_mb"):
         assert r[key] > 0, key
     assert r["collect_fraction"] + r["sample_fraction"] + r["update_fraction"] == pytest.approx(1.0)
     assert r["env_steps_per_epoch"] == 80 and r["episode_length"] == 20
