@@ -3,6 +3,7 @@ real cells run as subprocesses and aggregated, and the Ray path on a local Ray i
 
 import dataclasses
 import json
+import os
 import shutil
 from concurrent.futures import Future
 from pathlib import Path
@@ -143,13 +144,26 @@ def test_scores_are_the_mean_of_the_last_evaluations_per_seed():
     assert table[4]["strata"] == 2 and table[4]["runs"] == 3 and table[16]["iqm"] == pytest.approx(0.5)
 
 
+def seed_spec() -> sweep.SweepSpec:
+    """Two cells that differ only by base seed (2 vmapped seeds each), with a compile cache: the same programs,
+    so the second process and a resumed one load them instead of compiling."""
+    return sweep.SweepSpec(kind="crl", axes={"seed": (0, 1)}, fixed={**TINY, "compile_cache": True}, num_seeds=2)
+
+
 @pytest.fixture(scope="module")
 def real_sweep(tmp_path_factory):
-    """Two real cells (depth 4 and 8, 2 vmapped seeds each) run as parallel `depthrl train crl` processes."""
+    """Two real cells run as `depthrl train crl` processes; their compile cache in a temporary folder."""
     out = tmp_path_factory.mktemp("sweep")
-    result = sweep.run_sweep(tiny_spec(), out, jobs=2, metric="success", last_evals=2, progress=False,
-                             num_resamples=200)
-    return out, result
+    saved = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg_cache"))  # inherited by the cells
+    try:
+        result = sweep.run_sweep(seed_spec(), out, metric="success", last_evals=2, progress=False, num_resamples=200)
+        yield out, result
+    finally:
+        if saved is None:
+            os.environ.pop("XDG_CACHE_HOME", None)
+        else:
+            os.environ["XDG_CACHE_HOME"] = saved
 
 
 def test_real_cells_run_as_processes_and_are_aggregated(real_sweep):
@@ -159,13 +173,16 @@ def test_real_cells_run_as_processes_and_are_aggregated(real_sweep):
         rows = sweep.read_rows(cell.run_dir)
         assert [r["epoch"] for r in rows] == [2, 4] and len(rows[-1]["eval/success_per_seed"]) == 2
         assert "depthrl train crl" in (out / "logs" / f"{cell.name}.log").read_text()
-    assert len(result.records) == 4  # 2 cells × 2 seeds
-    assert {r["depth"] for r in result.table} == {4, 8} and all(r["runs"] == 2 for r in result.table)
-    for row in result.table:
-        assert 0.0 <= row["iqm_low"] <= row["iqm"] <= row["iqm_high"] <= 1.0
-    assert (out / "aggregate.csv").read_text().startswith("depth,strata,runs,mean")
+    assert len(result.records) == 4  # 2 cells × 2 vmapped seeds
+    scores = [r["score"] for r in result.records]
+    # The seed axis is not a group: one aggregate row over the 4 runs of both cells.
+    assert len(result.table) == 1 and result.table[0]["runs"] == 4
+    row = result.table[0]
+    assert row["mean"] == pytest.approx(sum(scores) / 4) and min(scores) <= row["iqm_low"] <= row["iqm"]
+    assert row["iqm"] <= row["iqm_high"] <= max(scores)
+    assert (out / "aggregate.csv").read_text().startswith("strata,runs,mean")
     assert (out / "aggregate.png").stat().st_size > 10_000 and (out / "curves.csv").exists()
-    assert json.loads((out / "sweep.json").read_text())["axes"] == {"depth": [4, 8]}
+    assert json.loads((out / "sweep.json").read_text())["axes"] == {"seed": [0, 1]}
 
 
 def test_rerun_skips_finished_cells_and_a_killed_cell_resumes_to_the_same_result(real_sweep):
@@ -173,16 +190,14 @@ def test_rerun_skips_finished_cells_and_a_killed_cell_resumes_to_the_same_result
     done, killed = first.cells
     final_row = sweep.read_rows(killed.run_dir)[-1]
     # Nothing left to do: no cell runs again.
-    result = sweep.run_sweep(tiny_spec(), out, jobs=2, metric="success", last_evals=2, progress=False,
-                             num_resamples=200)
+    result = sweep.run_sweep(seed_spec(), out, metric="success", last_evals=2, progress=False, num_resamples=200)
     assert [result.states[c.name]["status"] for c in result.cells] == ["skipped", "skipped"]
-    # Kill the depth-8 cell after its first checkpoint: drop the final evaluation and checkpoint.
+    # Kill the second cell after its first checkpoint: drop the final evaluation and checkpoint.
     rows = (killed.run_dir / "metrics.jsonl").read_text().splitlines()
     (killed.run_dir / "metrics.jsonl").write_text(rows[0] + "\n")
     shutil.rmtree(killed.run_dir / "checkpoints" / "epoch_00000004")
     done_mtime = (done.run_dir / "metrics.jsonl").stat().st_mtime_ns
-    result = sweep.run_sweep(tiny_spec(), out, jobs=2, metric="success", last_evals=2, progress=False,
-                             num_resamples=200)
+    result = sweep.run_sweep(seed_spec(), out, metric="success", last_evals=2, progress=False, num_resamples=200)
     assert result.states[done.name]["status"] == "skipped"
     assert result.states[killed.name]["status"] == "done" and result.states[killed.name]["resumed"]
     assert (done.run_dir / "metrics.jsonl").stat().st_mtime_ns == done_mtime
