@@ -45,30 +45,35 @@ def run_sweep(depths: list[int], results: Path, reference_depths: set[int], extr
                 f.write(json.dumps(record) + "\n")
 
 
-def plot(results: Path, out: Path) -> None:
+def plot(results: list[Path], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
-    for line in results.read_text().splitlines():
-        r = json.loads(line)
+    # label -> depth -> (load, CPU ms per step, compile s): of several records, the least loaded one is kept
+    series: dict[str, dict[int, tuple[float, float, float]]] = defaultdict(dict)
+
+    def add(label: str, r: dict, step_cpu_ms: float, compile_s: float) -> None:
+        load = r.get("load_avg_1m") or 0.0
+        if r["depth"] not in series[label] or load < series[label][r["depth"]][0]:
+            series[label][r["depth"]] = (load, step_cpu_ms, compile_s)
+
+    for r in (json.loads(line) for path in results for line in path.read_text().splitlines()):
         if "step_ms" not in r:
             continue
-        label = r.get("variant") or f"layout {r['resolved_layout']}, remat {r['resolved_remat']}"
-        series[label].append((r["depth"], r["step_cpu_ms"], r["compile_s"]))
+        if "variant" in r:  # records of other sweeps (no variant) contribute only their reference point
+            add(r["variant"], r, r["step_cpu_ms"], r["compile_s"])
         if "reference_step_ms" in r:
-            series["paper structure (unrolled, measured alongside)"].append(
-                (r["depth"], r["reference_step_cpu_ms"], r["reference_compile_s"]))
+            add("paper structure (unrolled, measured alongside)", r, r["reference_step_cpu_ms"],
+                r["reference_compile_s"])
     if not series:
-        raise SystemExit(f"no timed records in {results}")
+        raise SystemExit(f"no timed records in {', '.join(map(str, results))}")
     fig, (ax_step, ax_compile) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for label, points in sorted(series.items()):
-        points.sort()
-        depths = [p[0] for p in points]
-        ax_step.plot(depths, [p[1] for p in points], "o-", label=label)
-        ax_compile.plot(depths, [p[2] for p in points], "o-", label=label)
+    for label, by_depth in sorted(series.items()):
+        depths = sorted(by_depth)
+        ax_step.plot(depths, [by_depth[d][1] for d in depths], "o-", label=label)
+        ax_compile.plot(depths, [by_depth[d][2] for d in depths], "o-", label=label)
     for ax, title, unit in ((ax_step, "SGD step (critic + actor + α)", "CPU ms per step"),
                             (ax_compile, "compile time of the update", "seconds")):
         ax.set_xscale("log", base=2)
@@ -87,8 +92,8 @@ def plot(results: Path, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, default=Path("docs/bench/update_depth.jsonl"),
-                        help="JSON lines of `depthrl bench update` (appended to by --run)")
+    parser.add_argument("--results", type=Path, nargs="+", default=[Path("docs/bench/update_depth.jsonl")],
+                        help="JSON lines of `depthrl bench update` (--run appends to the first file)")
     parser.add_argument("--out", type=Path, default=Path("docs/bench/update_depth.png"), help="the plot")
     parser.add_argument("--run", action="store_true", help="measure the sweep first (minutes to hours on a CPU)")
     parser.add_argument("--depths", type=int, nargs="+", default=[4, 16, 64, 256, 1024], help="depths to measure")
@@ -96,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="depths where the paper's structure is timed alongside (its compile grows with depth)")
     args, extra = parser.parse_known_args(argv)  # unknown flags go to `depthrl bench update`
     if args.run:
-        run_sweep(args.depths, args.results, set(args.reference_depths), extra)
+        run_sweep(args.depths, args.results[0], set(args.reference_depths), extra)
     plot(args.results, args.out)
     return 0
 

@@ -46,9 +46,9 @@ def test_model_flops_by_hand():
     assert bench_update.model_flops("crl", params, 6, 4) == expected
 
 
-@pytest.mark.parametrize("agent", ["sac", "td3"])
-def test_other_agents_compile_only(capsys, agent):
-    assert bench_update.main(bench_update.Args(**TINY, agent=agent, compile_only=True, json=True)) == 0
+def test_another_agent_compile_only(capsys):
+    """sac (td3 takes the same generic path: its train command's AGENT and config)."""
+    assert bench_update.main(bench_update.Args(**TINY, agent="sac", compile_only=True, json=True)) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["compile_s"] > 0 and r["peak_memory_mb"] > 0 and r["model_flops_per_step"] > 0
     assert "step_ms" not in r
