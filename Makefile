@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PHYSICS_STAMP := $(VENV)/.installed-physics
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: quickstart test train soak bench clean-venv
 
@@ -14,18 +14,19 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]'
 	@touch $(STAMP)
 
-# The physics extra (brax, mujoco, mujoco-mjx) for the paper's Ant/Humanoid/arm tasks; the tests need it.
-$(PHYSICS_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev,physics]'
-	@touch $(PHYSICS_STAMP)
+# What the tests need beyond the base install: the physics extra (brax, mujoco, mujoco-mjx) for the paper's
+# Ant/Humanoid/arm tasks, and the sweep extra (Ray) for the test that runs a sweep on a local Ray instance.
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev,physics,sweep]'
+	@touch $(TEST_STAMP)
 
 ## The main job: CRL on the embedded point-mass U-maze, with plots (runs/quickstart/plots).
 quickstart: $(STAMP)
 	$(BIN)/depthrl train crl --preset quickstart --run-dir runs/quickstart --overwrite
 
-## The whole test suite plus ruff (with the physics extra, so the brax/MJX env tests run). Two pytest workers:
+## The whole test suite plus ruff (with the physics and sweep extras, so the brax/MJX and Ray tests run). Two pytest workers:
 ## most of the suite's time is XLA compilation, which is single-threaded, so two cores run it twice as fast.
-test: $(STAMP) $(PHYSICS_STAMP)
+test: $(STAMP) $(TEST_STAMP)
 	$(BIN)/ruff check src tests experiments
 	$(BIN)/python -m pytest -n 2
 

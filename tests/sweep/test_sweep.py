@@ -207,16 +207,22 @@ def test_rerun_skips_finished_cells_and_a_killed_cell_resumes_to_the_same_result
         assert resumed[key] == final_row[key]  # resuming reproduces the uninterrupted run
 
 
-@pytest.mark.slow
-def test_ray_path_runs_two_cells_on_a_local_ray_instance(tmp_path):
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+def test_ray_path_runs_two_cells_on_a_local_ray_instance(tmp_path, monkeypatch):
+    """`--ray-address`: the cells run as Ray tasks on a local instance the test starts. One CPU, so the cells
+    run one after the other and the second loads the first's programs from the compile cache: the Ray
+    workers inherit the environment of the process that started the instance (XDG_CACHE_HOME here)."""
+    ray = pytest.importorskip("ray", reason="the Ray path needs the sweep extra (make test installs it)")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg_cache"))
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
-        result = sweep.run_sweep(tiny_spec(), tmp_path, ray_address="local", metric="success", progress=False,
-                                 num_resamples=200)
+        result = sweep.run_sweep(seed_spec(), tmp_path / "out", ray_address="local", metric="success",
+                                 progress=False, num_resamples=200)
     finally:
         ray.shutdown()
+    out = tmp_path / "out"
     assert result.failed == [] and [result.states[c.name]["status"] for c in result.cells] == ["done", "done"]
-    assert len(result.records) == 4 and (tmp_path / "aggregate.csv").exists()
+    assert len(result.records) == 4 and (out / "aggregate.csv").exists()
     for cell in result.cells:
-        assert "final eval" in (tmp_path / "logs" / f"{cell.name}.log").read_text()
+        assert "final eval" in (out / "logs" / f"{cell.name}.log").read_text()
+        assert [r["epoch"] for r in sweep.read_rows(cell.run_dir)] == [2, 4]
+    assert any((tmp_path / "xdg_cache").rglob("*")), "the cells did not use the compile cache the test set"
