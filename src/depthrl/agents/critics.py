@@ -34,39 +34,22 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from depthrl.agents.network_flags import ActorCriticNetworkFlags
 from depthrl.envs.base import EnvSpec
 from depthrl.errors import ConfigError, check_choice, check_open_unit, check_positive
 from depthrl.losses import value_dist as vd
 from depthrl.networks.heads import CategoricalValueHead, ScalarHead
-from depthrl.networks.torso import LAYOUTS, NetworkConfig, ResidualTorso, check_depth
+from depthrl.networks.torso import NetworkConfig, ResidualTorso
 
 NUM_CRITICS = 2  # twin critics: the TD target takes the minimum of the two target critics
 
 
 @dataclasses.dataclass(frozen=True)
-class ActorCriticConfig:
+class ActorCriticConfig(ActorCriticNetworkFlags):
     """Flags shared by SAC and TD3: networks, critic loss and value support, optimisation."""
 
-    depth: int = 4
-    """Dense layers inside the residual blocks of every network (a multiple of --layers-per-block)."""
-    actor_depth: int | None = None
-    """Actor depth; overrides --depth for the policy."""
     critic_depth: int | None = None
     """Critic depth (both twin critics); overrides --depth for the critic."""
-    width: int = 256
-    """Units per Dense layer."""
-    layers_per_block: int = 4
-    """Dense layers per residual block (the paper uses 4)."""
-    norm: str = "layernorm"
-    """Normalisation after each Dense: layernorm, rmsnorm or none."""
-    activation: str = "swish"
-    """Activation: swish, relu, gelu or tanh."""
-    skip: bool = True
-    """Residual skip connection around each block."""
-    network_layout: str = "auto"
-    """How blocks are compiled: unrolled (Python loop), scan (flat compile time) or auto (by depth)."""
-    remat: bool = False
-    """Recompute block activations in the backward pass (less memory, ~1/3 more compute)."""
     critic_loss: str = "mse"
     """Critic loss: mse (regression), hl-gauss, two-hot or c51 (classification over --num-bins bins)."""
     v_min: float | None = None
@@ -90,19 +73,6 @@ class ActorCriticConfig:
     batch_size: int = 256
     """Transitions per SGD step."""
 
-    def network(self, depth: int) -> NetworkConfig:
-        return NetworkConfig(depth=depth, width=self.width, layers_per_block=self.layers_per_block,
-                             norm=self.norm, activation=self.activation, skip=self.skip,
-                             layout=self.network_layout, remat=self.remat)
-
-    @property
-    def resolved_actor_depth(self) -> int:
-        return self.depth if self.actor_depth is None else self.actor_depth
-
-    @property
-    def resolved_critic_depth(self) -> int:
-        return self.depth if self.critic_depth is None else self.critic_depth
-
     def support(self) -> vd.ValueSupport:
         """The critic's value support; the default [0, 1/(1 − γ)] covers every return of rewards in [0, 1].
 
@@ -118,14 +88,7 @@ class ActorCriticConfig:
         return vd.ValueSupport(v_min=v_min, v_max=v_max, num_bins=self.num_bins, transform=self.value_transform)
 
     def validate(self) -> None:
-        check_positive("--layers-per-block", self.layers_per_block)
-        check_depth("--depth", self.depth, self.layers_per_block)
-        if self.actor_depth is not None:
-            check_depth("--actor-depth", self.actor_depth, self.layers_per_block)
-        if self.critic_depth is not None:
-            check_depth("--critic-depth", self.critic_depth, self.layers_per_block)
-        check_choice("--network-layout", self.network_layout, LAYOUTS)
-        self.network(self.depth).validate(depth_flag="--depth")
+        self.validate_network()
         check_choice("--critic-loss", self.critic_loss, vd.CRITIC_LOSSES)
         check_choice("--value-transform", self.value_transform, vd.VALUE_TRANSFORMS)
         defaults = ActorCriticConfig()

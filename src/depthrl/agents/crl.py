@@ -17,37 +17,19 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from depthrl.agents.network_flags import ActorCriticNetworkFlags
 from depthrl.envs.base import EnvSpec
 from depthrl.errors import ConfigError, check_choice, check_open_unit, check_positive
 from depthrl.losses import contrastive as closs
 from depthrl.networks.heads import Encoder, GaussianPolicy, sample_tanh_gaussian, tanh_gaussian_mode
-from depthrl.networks.torso import LAYOUTS, NetworkConfig, check_depth
 
 
 @dataclasses.dataclass(frozen=True)
-class CRLConfig:
+class CRLConfig(ActorCriticNetworkFlags):
     """Contrastive RL agent."""
 
-    depth: int = 4
-    """Dense layers inside the residual blocks of every network (a multiple of --layers-per-block)."""
-    actor_depth: int | None = None
-    """Actor depth; overrides --depth for the policy."""
     critic_depth: int | None = None
     """Critic depth (both encoders φ and ψ); overrides --depth for the critic."""
-    width: int = 256
-    """Units per Dense layer."""
-    layers_per_block: int = 4
-    """Dense layers per residual block (the paper uses 4)."""
-    norm: str = "layernorm"
-    """Normalisation after each Dense: layernorm, rmsnorm or none."""
-    activation: str = "swish"
-    """Activation: swish, relu, gelu or tanh."""
-    skip: bool = True
-    """Residual skip connection around each block."""
-    network_layout: str = "auto"
-    """How blocks are compiled: unrolled (Python loop), scan (flat compile time) or auto (by depth)."""
-    remat: bool = False
-    """Recompute block activations in the backward pass (less memory, ~1/3 more compute)."""
     repr_dim: int = 64
     """Dimension of the representations φ(s, a) and ψ(g)."""
     energy: str = "l2"
@@ -71,28 +53,8 @@ class CRLConfig:
     batch_size: int = 256
     """Transitions per SGD step (also the number of negatives per positive in InfoNCE)."""
 
-    def network(self, depth: int) -> NetworkConfig:
-        return NetworkConfig(depth=depth, width=self.width, layers_per_block=self.layers_per_block,
-                             norm=self.norm, activation=self.activation, skip=self.skip,
-                             layout=self.network_layout, remat=self.remat)
-
-    @property
-    def resolved_actor_depth(self) -> int:
-        return self.depth if self.actor_depth is None else self.actor_depth
-
-    @property
-    def resolved_critic_depth(self) -> int:
-        return self.depth if self.critic_depth is None else self.critic_depth
-
     def validate(self) -> None:
-        check_positive("--layers-per-block", self.layers_per_block)
-        check_depth("--depth", self.depth, self.layers_per_block)
-        if self.actor_depth is not None:
-            check_depth("--actor-depth", self.actor_depth, self.layers_per_block)
-        if self.critic_depth is not None:
-            check_depth("--critic-depth", self.critic_depth, self.layers_per_block)
-        check_choice("--network-layout", self.network_layout, LAYOUTS)
-        self.network(self.depth).validate(depth_flag="--depth")
+        self.validate_network()
         check_positive("--repr-dim", self.repr_dim)
         check_choice("--energy", self.energy, closs.ENERGIES)
         check_choice("--objective", self.objective, closs.OBJECTIVES)

@@ -23,24 +23,23 @@ import optax
 from flax import struct
 
 from depthrl.agents.dqn import check_discrete
+from depthrl.agents.network_flags import ActorCriticNetworkFlags
 from depthrl.agents.value_heads import ValueFlags, read_value, scalar_target_loss, torso_diagnostics, value_network
 from depthrl.envs.base import EnvSpec
 from depthrl.errors import ConfigError, check_open_unit, check_positive
 from depthrl.losses import policy_gradient as pg
 from depthrl.losses import value_dist as vd
-from depthrl.networks.torso import NetworkConfig, ResidualTorso, check_depth
+from depthrl.networks.torso import NetworkConfig, ResidualTorso
 
 PPO_CRITIC_LOSSES = vd.SCALAR_TARGET_LOSSES  # mse, hl-gauss, two-hot
 
 
 @dataclasses.dataclass(frozen=True)
-class PPOConfig(ValueFlags):
+class PPOConfig(ActorCriticNetworkFlags, ValueFlags):
     """PPO agent (discrete actions)."""
 
     critic_loss: str = "hl-gauss"
     """Value loss: mse (regression), hl-gauss or two-hot (classification; Farebrother et al. 2024)."""
-    actor_depth: int | None = None
-    """Actor depth; overrides --depth for the policy."""
     critic_depth: int | None = None
     """Critic (value network) depth; overrides --depth for the value network."""
     lr: float = 3e-4
@@ -62,20 +61,8 @@ class PPOConfig(ValueFlags):
     normalize_advantages: bool = True
     """Normalise the advantages of each minibatch to zero mean and unit variance."""
 
-    @property
-    def resolved_actor_depth(self) -> int:
-        return self.depth if self.actor_depth is None else self.actor_depth
-
-    @property
-    def resolved_critic_depth(self) -> int:
-        return self.depth if self.critic_depth is None else self.critic_depth
-
     def validate(self) -> None:
         self.validate_network()
-        if self.actor_depth is not None:
-            check_depth("--actor-depth", self.actor_depth, self.layers_per_block)
-        if self.critic_depth is not None:
-            check_depth("--critic-depth", self.critic_depth, self.layers_per_block)
         if self.critic_loss == "c51":
             raise ConfigError("--critic-loss", self.critic_loss,
                               f"PPO's value target is a scalar return: choose one of {', '.join(PPO_CRITIC_LOSSES)}")

@@ -1,9 +1,9 @@
 """What the value-based agents share: the deep-network flags, the critic-loss flags (regression or
 classification, Farebrother et al. 2024) and a value network that outputs either.
 
-`NetworkFlags` holds the residual-torso flags every agent exposes (`--depth/--width/...`, as CRL's);
-`ValueFlags` adds `--critic-loss {mse,hl-gauss,two-hot,c51}` and the categorical support. An agent config
-subclasses `ValueFlags` so its command shows them all without prefixes.
+`ValueFlags` adds `--critic-loss {mse,hl-gauss,two-hot,c51}` and the categorical support to the
+residual-torso flags (`depthrl.agents.network_flags`). An agent config subclasses `ValueFlags` so its
+command shows them all without prefixes.
 
 `ValueNetwork` = residual torso + one linear head with outputs [..., num_outputs] (scalars, e.g. one Q per
 action) or [..., num_outputs, num_bins] (logits of a categorical value per output); `read_value` turns
@@ -17,43 +17,11 @@ import dataclasses
 import flax.linen as nn
 import jax
 
-from depthrl.errors import ConfigError, check_choice, check_positive
+from depthrl.agents.network_flags import NetworkFlags
+from depthrl.errors import ConfigError, check_choice
 from depthrl.losses import value_dist as vd
 from depthrl.networks.heads import CategoricalValueHead
-from depthrl.networks.torso import LAYOUTS, NetworkConfig, ResidualTorso, check_depth
-
-
-@dataclasses.dataclass(frozen=True)
-class NetworkFlags:
-    """Residual torso flags (Wang et al. 2025, Fig. 1), the same for every network of the agent."""
-
-    depth: int = 4
-    """Dense layers inside the residual blocks of every network (a multiple of --layers-per-block)."""
-    width: int = 256
-    """Units per Dense layer."""
-    layers_per_block: int = 4
-    """Dense layers per residual block (the paper uses 4)."""
-    norm: str = "layernorm"
-    """Normalisation after each Dense: layernorm, rmsnorm or none."""
-    activation: str = "swish"
-    """Activation: swish, relu, gelu or tanh."""
-    skip: bool = True
-    """Residual skip connection around each block."""
-    network_layout: str = "auto"
-    """How blocks are compiled: unrolled (Python loop), scan (flat compile time) or auto (by depth)."""
-    remat: bool = False
-    """Recompute block activations in the backward pass (less memory, ~1/3 more compute)."""
-
-    def network(self, depth: int | None = None) -> NetworkConfig:
-        return NetworkConfig(depth=self.depth if depth is None else depth, width=self.width,
-                             layers_per_block=self.layers_per_block, norm=self.norm, activation=self.activation,
-                             skip=self.skip, layout=self.network_layout, remat=self.remat)
-
-    def validate_network(self) -> None:
-        check_positive("--layers-per-block", self.layers_per_block)
-        check_depth("--depth", self.depth, self.layers_per_block)
-        check_choice("--network-layout", self.network_layout, LAYOUTS)
-        self.network().validate(depth_flag="--depth")
+from depthrl.networks.torso import NetworkConfig, ResidualTorso
 
 
 @dataclasses.dataclass(frozen=True)
