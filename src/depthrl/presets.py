@@ -72,6 +72,12 @@ _CPU_TRAIN = TrainConfig(num_envs=64, unroll_length=50, sgd_steps_per_collect=16
                          eval_every=200_000, num_eval_envs=256)
 
 
+# The quick start's env and budget: CRL's `quickstart` preset, and SAC's and TD3's (training/train_sac.py,
+# train_td3.py) for a like-for-like baseline on a 2-core CPU.
+QUICKSTART_ENV = EnvConfig(env="point-maze-u")
+QUICKSTART_TRAIN = dataclasses.replace(_CPU_TRAIN, total_env_steps=1_500_000, eval_every=100_000)
+
+
 def _cpu_agent(depth: int, width: int = 64) -> CRLConfig:
     return CRLConfig(depth=depth, width=width, batch_size=256)
 
@@ -82,9 +88,7 @@ def _crl_presets() -> list[Preset]:
                "CRL depth 4 on the point-mass U-maze: the README's first run, minutes on a 2-core CPU.",
                "no paper number (a CPU task); measured with depthrl, seed 0, 2-core CPU: success 0.95, "
                "time at goal 0.81 after the 1.5 M steps (about 2.5 min)",
-               EnvConfig(env="point-maze-u"), _cpu_agent(4),
-               dataclasses.replace(_CPU_TRAIN, total_env_steps=1_500_000, eval_every=100_000),
-               "runs/quickstart"),
+               QUICKSTART_ENV, _cpu_agent(4), QUICKSTART_TRAIN, "runs/quickstart"),
     ]
     for depth in (4, 16, 64):
         presets.append(Preset(

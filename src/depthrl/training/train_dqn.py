@@ -36,7 +36,6 @@ class Args(command.RunArgs):
     agent: Annotated[DQNConfig, tyro.conf.OmitArgPrefixes] = _CARTPOLE_AGENT
     kind: tyro.conf.Suppress[str] = "dqn"
     run_dir: str = "runs/dqn"
-    """Run directory: config.json, metrics.jsonl, tb/, checkpoints/, plots/."""
 
 
 def validate_args(args: Any) -> None:

@@ -37,7 +37,6 @@ class Args(command.RunArgs):
     agent: Annotated[PPOConfig, tyro.conf.OmitArgPrefixes] = _CARTPOLE_AGENT
     kind: tyro.conf.Suppress[str] = "ppo"
     run_dir: str = "runs/ppo"
-    """Run directory: config.json, metrics.jsonl, tb/, checkpoints/, plots/."""
 
 
 def validate_args(args: Any) -> None:

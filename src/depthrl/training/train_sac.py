@@ -11,10 +11,9 @@ from typing import Annotated
 
 import tyro
 
+from depthrl import presets
 from depthrl.agents.sac import SAC, SACConfig
-from depthrl.envs.registry import EnvConfig
 from depthrl.training import command
-from depthrl.training.loop import TrainConfig
 
 AGENT = SAC
 
@@ -26,17 +25,15 @@ class Args(command.RunArgs):
     agent: Annotated[SACConfig, tyro.conf.OmitArgPrefixes] = SACConfig()
     kind: tyro.conf.Suppress[str] = "sac"
     run_dir: str = "runs/sac"
-    """Run directory: config.json, metrics.jsonl, tb/, checkpoints/, plots/."""
 
 
 PRESETS: dict[str, Args] = {
     # The CRL quick start's env and budget, for a like-for-like baseline on a 2-core CPU; the agent settings
     # are those that learn the small room of tests/agents/test_sac_td3.py.
     "quickstart": Args(
-        env=EnvConfig(env="point-maze-u"),
+        env=presets.QUICKSTART_ENV,
         agent=SACConfig(depth=4, width=64, batch_size=256, critic_loss="mse", tau=0.02, init_alpha=0.1),
-        train=TrainConfig(num_envs=64, unroll_length=50, sgd_steps_per_collect=16, total_env_steps=1_500_000,
-                          eval_every=100_000, num_eval_envs=256),
+        train=presets.QUICKSTART_TRAIN,
         run_dir="runs/sac_quickstart",
     ),
 }

@@ -11,10 +11,9 @@ from typing import Annotated
 
 import tyro
 
+from depthrl import presets
 from depthrl.agents.td3 import TD3, TD3Config
-from depthrl.envs.registry import EnvConfig
 from depthrl.training import command
-from depthrl.training.loop import TrainConfig
 
 AGENT = TD3
 
@@ -26,17 +25,15 @@ class Args(command.RunArgs):
     agent: Annotated[TD3Config, tyro.conf.OmitArgPrefixes] = TD3Config()
     kind: tyro.conf.Suppress[str] = "td3"
     run_dir: str = "runs/td3"
-    """Run directory: config.json, metrics.jsonl, tb/, checkpoints/, plots/."""
 
 
 PRESETS: dict[str, Args] = {
-    # The CRL quick start's env and budget, for a like-for-like baseline on a 2-core CPU; the agent settings
-    # are those that learn the small room of tests/agents/test_sac_td3.py.
+    # The CRL quick start's env and budget (plus 16k env steps of random prefill), for a like-for-like baseline
+    # on a 2-core CPU; the agent settings are those that learn the small room of tests/agents/test_sac_td3.py.
     "quickstart": Args(
-        env=EnvConfig(env="point-maze-u"),
+        env=presets.QUICKSTART_ENV,
         agent=TD3Config(depth=4, width=64, batch_size=256, critic_loss="mse", tau=0.02, exploration_noise=0.3),
-        train=TrainConfig(num_envs=64, unroll_length=50, sgd_steps_per_collect=16, total_env_steps=1_500_000,
-                          eval_every=100_000, num_eval_envs=256, prefill_steps=16_000),
+        train=dataclasses.replace(presets.QUICKSTART_TRAIN, prefill_steps=16_000),
         run_dir="runs/td3_quickstart",
     ),
 }
