@@ -251,10 +251,10 @@ def test_config_errors_name_the_flag(module, kwargs, flag, tmp_path):
     assert not (tmp_path / "run").exists()  # nothing was written
 
 
-def test_goal_agents_reject_reward_envs(tmp_path):
-    from depthrl.training import train_cli
-
-    args = dataclasses.replace(train_cli.Args(), env=EnvConfig(env="cartpole"), run_dir=str(tmp_path / "run"))
+@pytest.mark.parametrize("kind", ["crl", "crl-pair", "sac", "td3"])
+def test_goal_agents_reject_reward_envs(kind, tmp_path):
+    module = command.command_module(kind)
+    args = dataclasses.replace(module.Args(), env=EnvConfig(env="cartpole"), run_dir=str(tmp_path / "run"))
     with pytest.raises(ConfigError, match="goal-conditioned") as err:
         command.validate(args)
     assert err.value.flag == "--env"

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import tyro
 
+from depthrl.envs.episodic import check_goal_env
 from depthrl.envs.registry import EnvConfig, make_envs
 from depthrl.errors import ConfigError
 from depthrl.training import runner
@@ -83,6 +84,12 @@ def validate_config(args: Any) -> None:
     presets = getattr(command_module(args.kind), "PRESETS", {})
     if args.preset is not None and args.preset not in presets:
         raise ConfigError("--preset", args.preset, f"choose one of {', '.join(presets)}")
+
+
+def require_goal_env(args: Any) -> None:
+    """The `validate_args` of goal-conditioned agents (CRL, SAC/TD3 + HER): they relabel goals, and the reward
+    envs (gymnax, probes) have none."""
+    check_goal_env(args.env.env, args.kind)
 
 
 def _check_num_devices(args: Any) -> None:

@@ -12,7 +12,6 @@ import tyro
 
 from depthrl import presets
 from depthrl.agents.crl import CRL, CRLConfig
-from depthrl.envs.episodic import check_goal_env
 from depthrl.training import command
 
 AGENT = CRL
@@ -25,15 +24,11 @@ class Args(command.RunArgs):
     agent: Annotated[CRLConfig, tyro.conf.OmitArgPrefixes] = CRLConfig()
     kind: tyro.conf.Suppress[str] = "crl"
     run_dir: str = "runs/crl"
-    """Run directory: config.json, metrics.jsonl, tb/, checkpoints/, plots/."""
 
 
 # Named presets (`depthrl presets` lists them with the paper's numbers): see depthrl/presets.py.
 PRESETS: dict[str, Args] = presets.args_for("crl", Args)
 
-
-def validate_args(args: Args) -> None:
-    """CRL relabels goals: the reward envs (gymnax, probes) have none."""
-    check_goal_env(args.env.env, "crl")
+validate_args = command.require_goal_env
 
 main = command.run

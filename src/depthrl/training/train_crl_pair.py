@@ -109,7 +109,8 @@ class Args(command.RunArgs):
     agent: Annotated[PairConfig, tyro.conf.OmitArgPrefixes] = PairConfig()
     kind: tyro.conf.Suppress[str] = "crl-pair"
     run_dir: str = "runs/crl_pair"
-    """Run directory: config.json, metrics.jsonl, tb/, checkpoints/, plots/."""
 
+
+validate_args = command.require_goal_env
 
 main = command.run

@@ -27,6 +27,8 @@ class Args(command.RunArgs):
     run_dir: str = "runs/sac"
 
 
+validate_args = command.require_goal_env
+
 PRESETS: dict[str, Args] = {
     # The CRL quick start's env and budget, for a like-for-like baseline on a 2-core CPU; the agent settings
     # are those that learn the small room of tests/agents/test_sac_td3.py.
