@@ -65,13 +65,6 @@ def test_logsumexp_penalty_and_accuracy():
     np.testing.assert_allclose(cl.logits_accuracy(jnp.array([[2.0, 0.0], [4.0, 3.0]])), [1.0, 0.0])
 
 
-def test_actor_and_alpha_losses():
-    np.testing.assert_allclose(cl.actor_loss(jnp.array([-1.0]), jnp.array([2.0]), jnp.array(0.5)), [-2.5])
-    # d/dlogα of −logα·(logπ + H̄): pushes α up when entropy is below target (logπ + H̄ > 0)
-    grad = jax.grad(lambda la: jnp.mean(cl.alpha_loss(la, jnp.array([1.0]), -0.5)))(0.0)
-    assert grad == pytest.approx(-0.5)
-
-
 def test_unknown_names_raise():
     with pytest.raises(ValueError, match="energy"):
         cl.energy_matrix(PHI, PSI, "manhattan")

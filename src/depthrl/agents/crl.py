@@ -20,6 +20,7 @@ from flax import struct
 from depthrl.agents.network_flags import ActorCriticNetworkFlags
 from depthrl.envs.base import EnvSpec
 from depthrl.errors import ConfigError, check_choice, check_open_unit, check_positive
+from depthrl.losses import actor_critic as ac_loss
 from depthrl.losses import contrastive as closs
 from depthrl.networks.heads import Encoder, GaussianPolicy, sample_tanh_gaussian, tanh_gaussian_mode
 
@@ -179,7 +180,7 @@ class CRL:
             action, log_prob = sample_tanh_gaussian(key, mean, log_std)
             phi = self.sa_net.apply(params.sa_encoder, jnp.concatenate([batch["state"], action], -1))
             q = closs.energy_pairwise(phi, psi, c.energy, c.temperature)
-            return jnp.mean(closs.actor_loss(log_prob, q, alpha)), (log_prob, q)
+            return jnp.mean(ac_loss.actor_loss(log_prob, q, alpha)), (log_prob, q)
 
         (actor_loss, (log_prob, q)), actor_grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(params.actor)
         actor_updates, new_actor_opt = actor_opt.update(actor_grads, state.actor_opt, params.actor)
@@ -187,7 +188,7 @@ class CRL:
 
         target_entropy = c.target_entropy_scale * self.spec.action_dim
         alpha_loss, alpha_grad = jax.value_and_grad(
-            lambda la: jnp.mean(closs.alpha_loss(la, log_prob, target_entropy)))(params.log_alpha)
+            lambda la: jnp.mean(ac_loss.alpha_loss(la, log_prob, target_entropy)))(params.log_alpha)
         alpha_update, new_alpha_opt = alpha_opt.update(alpha_grad, state.alpha_opt, params.log_alpha)
         new_log_alpha = optax.apply_updates(params.log_alpha, alpha_update)
 

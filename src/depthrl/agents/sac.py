@@ -25,7 +25,7 @@ from flax import struct
 from depthrl.agents import critics
 from depthrl.envs.base import EnvSpec
 from depthrl.errors import check_positive
-from depthrl.losses.contrastive import actor_loss, alpha_loss
+from depthrl.losses.actor_critic import actor_loss, alpha_loss
 from depthrl.networks.heads import GaussianPolicy, sample_tanh_gaussian, tanh_gaussian_mode
 
 

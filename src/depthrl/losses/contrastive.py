@@ -102,12 +102,3 @@ def logits_accuracy(logits: jax.Array) -> jax.Array:
     """[B, B] -> [B]: 1.0 where the row's argmax is its diagonal (the critic picks the true goal)."""
     return (jnp.argmax(logits, axis=1) == jnp.arange(logits.shape[0])).astype(jnp.float32)
 
-
-def actor_loss(log_prob: jax.Array, q: jax.Array, alpha: jax.Array) -> jax.Array:
-    """SAC-style actor loss α·log π(a|s,g) − f(s, a, g), a ~ π. log_prob, q: [B]; alpha: []. -> [B]."""
-    return alpha * log_prob - q
-
-
-def alpha_loss(log_alpha: jax.Array, log_prob: jax.Array, target_entropy: float) -> jax.Array:
-    """Automatic temperature (Haarnoja et al. 2018): −log α · (log π + H̄), π held fixed. -> [B]."""
-    return -log_alpha * jax.lax.stop_gradient(log_prob + target_entropy)
