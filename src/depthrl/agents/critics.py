@@ -38,6 +38,7 @@ from depthrl.agents.network_flags import ActorCriticNetworkFlags
 from depthrl.envs.base import EnvSpec
 from depthrl.errors import ConfigError, check_choice, check_open_unit, check_positive
 from depthrl.losses import value_dist as vd
+from depthrl.networks.diagnostics import torso_diagnostics
 from depthrl.networks.heads import CategoricalValueHead, ScalarHead
 from depthrl.networks.torso import NetworkConfig, ResidualTorso
 
@@ -224,23 +225,13 @@ def critic_input(state: jax.Array, action: jax.Array, goal: jax.Array) -> jax.Ar
     return jnp.concatenate([state, action, goal], -1)
 
 
-def torso_diagnostics(config: ActorCriticConfig, networks: dict[str, tuple[Any, jax.Array, int]]) -> dict:
-    """Feature rank, dormant units and first/last block norms of each torso on a batch.
-
-    networks: name -> (params of a torso + head module, input [B, D], depth).
-    """
-    from depthrl.networks import diagnostics as diag
-
-    out = {}
-    for name, (net_params, x, depth) in networks.items():
-        torso = ResidualTorso(config.network(depth))
-        features, variables = torso.apply({"params": net_params["params"]["torso"]}, x, mutable=["intermediates"])
-        norms = diag.block_activation_norms(variables["intermediates"])
-        out[f"diag/{name}_effective_rank"] = diag.effective_rank(features)
-        out[f"diag/{name}_dormant_ratio"] = diag.dormant_ratio(features)
-        out[f"diag/{name}_block_norm_first"] = norms[0]
-        out[f"diag/{name}_block_norm_last"] = norms[-1]
-    return out
+def diagnostics(config: ActorCriticConfig, actor_params: Any, critic_params: Any, batch: dict[str, jax.Array]) -> dict:
+    """Feature rank, dormant units and per-block activation norms of critic 0 and the actor on a batch."""
+    critic_in = critic_input(batch["state"], batch["action"], batch["goal"])
+    actor_in = actor_input(batch["state"], batch["goal"])
+    return {**torso_diagnostics("critic", config.network(config.resolved_critic_depth), first_critic(critic_params),
+                                critic_in),
+            **torso_diagnostics("actor", config.network(config.resolved_actor_depth), actor_params, actor_in)}
 
 
 def first_critic(params: Any) -> Any:

@@ -22,6 +22,7 @@ from depthrl.envs.base import EnvSpec
 from depthrl.errors import ConfigError, check_choice, check_open_unit, check_positive
 from depthrl.losses import actor_critic as ac_loss
 from depthrl.losses import contrastive as closs
+from depthrl.networks.diagnostics import torso_diagnostics
 from depthrl.networks.heads import Encoder, GaussianPolicy, sample_tanh_gaussian, tanh_gaussian_mode
 
 
@@ -209,23 +210,8 @@ class CRL:
     # -- diagnostics (logged at every evaluation) -----------------------------------------------------
     def diagnostics(self, state: CRLState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
         """Feature rank, dormant units and per-block activation norms of φ and the actor on a batch."""
-        from depthrl.networks import diagnostics as diag
-        from depthrl.networks.torso import ResidualTorso
-
-        params = state.params
+        params, c = state.params, self.config
         sa_input = jnp.concatenate([batch["state"], batch["action"]], -1)
         actor_obs = jnp.concatenate([batch["state"], batch["goal"]], -1)
-        out = {}
-        for name, net_params, x, depth in (
-            ("sa_encoder", params.sa_encoder, sa_input, self.config.resolved_critic_depth),
-            ("actor", params.actor, actor_obs, self.config.resolved_actor_depth),
-        ):
-            torso = ResidualTorso(self.config.network(depth))
-            features, variables = torso.apply({"params": net_params["params"]["torso"]}, x,
-                                              mutable=["intermediates"])
-            norms = diag.block_activation_norms(variables["intermediates"])
-            out[f"diag/{name}_effective_rank"] = diag.effective_rank(features)
-            out[f"diag/{name}_dormant_ratio"] = diag.dormant_ratio(features)
-            out[f"diag/{name}_block_norm_first"] = norms[0]
-            out[f"diag/{name}_block_norm_last"] = norms[-1]
-        return out
+        return {**torso_diagnostics("sa_encoder", c.network(c.resolved_critic_depth), params.sa_encoder, sa_input),
+                **torso_diagnostics("actor", c.network(c.resolved_actor_depth), params.actor, actor_obs)}

@@ -26,10 +26,11 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from depthrl.agents.value_heads import ValueFlags, read_value, scalar_target_loss, torso_diagnostics, value_network
+from depthrl.agents.value_heads import ValueFlags, read_value, scalar_target_loss, value_network
 from depthrl.envs.base import EnvSpec
 from depthrl.errors import ConfigError, check_open_unit, check_positive
 from depthrl.losses import value_dist as vd
+from depthrl.networks.diagnostics import torso_diagnostics
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,11 +24,12 @@ from flax import struct
 
 from depthrl.agents.dqn import check_discrete
 from depthrl.agents.network_flags import ActorCriticNetworkFlags
-from depthrl.agents.value_heads import ValueFlags, read_value, scalar_target_loss, torso_diagnostics, value_network
+from depthrl.agents.value_heads import ValueFlags, read_value, scalar_target_loss, value_network
 from depthrl.envs.base import EnvSpec
 from depthrl.errors import ConfigError, check_open_unit, check_positive
 from depthrl.losses import policy_gradient as pg
 from depthrl.losses import value_dist as vd
+from depthrl.networks.diagnostics import torso_diagnostics
 from depthrl.networks.torso import NetworkConfig, ResidualTorso
 
 PPO_CRITIC_LOSSES = vd.SCALAR_TARGET_LOSSES  # mse, hl-gauss, two-hot

@@ -162,9 +162,4 @@ class SAC:
     # -- diagnostics (logged at every evaluation) -----------------------------------------------------
     def diagnostics(self, state: SACState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
         """Feature rank, dormant units and per-block activation norms of critic 0 and the actor on a batch."""
-        params, c = state.params, self.config
-        return critics.torso_diagnostics(c, {
-            "critic": (critics.first_critic(params.critic),
-                       critics.critic_input(batch["state"], batch["action"], batch["goal"]), c.resolved_critic_depth),
-            "actor": (params.actor, critics.actor_input(batch["state"], batch["goal"]), c.resolved_actor_depth),
-        })
+        return critics.diagnostics(self.config, state.params.actor, state.params.critic, batch)

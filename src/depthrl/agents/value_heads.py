@@ -98,15 +98,3 @@ def scalar_target_loss(prediction: jax.Array, target: jax.Array, flags: ValueFla
     """Per-example loss against scalar targets: prediction [...] (mse) or [..., B] logits; target [...]."""
     return vd.value_loss(flags.critic_loss, prediction, target, flags.support, flags.sigma_ratio)
 
-
-def torso_diagnostics(name: str, config: NetworkConfig, net_params, x: jax.Array) -> dict[str, jax.Array]:
-    """Feature rank, dormant ratio and first/last block norms of the torso of a network whose params hold
-    it under ``torso`` (``{"params": {"torso": ...}}``), on a batch ``x [B, in_dim]``."""
-    from depthrl.networks import diagnostics as diag
-
-    features, variables = ResidualTorso(config).apply({"params": net_params["params"]["torso"]}, x,
-                                                      mutable=["intermediates"])
-    norms = diag.block_activation_norms(variables["intermediates"])
-    return {f"diag/{name}_effective_rank": diag.effective_rank(features),
-            f"diag/{name}_dormant_ratio": diag.dormant_ratio(features),
-            f"diag/{name}_block_norm_first": norms[0], f"diag/{name}_block_norm_last": norms[-1]}

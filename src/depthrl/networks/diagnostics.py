@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from depthrl.networks.torso import NetworkConfig
+from depthrl.networks.torso import NetworkConfig, ResidualTorso
 
 
 def param_count(params: Any) -> int:
@@ -92,3 +92,17 @@ def block_grad_norms(grads: Mapping[str, Any]) -> jax.Array:
         return jnp.stack([jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(b))) for b in blocks])
     squares = [jnp.sum(jnp.square(g).reshape(g.shape[0], -1), axis=1) for g in jax.tree.leaves(blocks)]
     return jnp.sqrt(sum(squares))
+
+
+def torso_diagnostics(name: str, config: NetworkConfig, net_params: Any, x: jax.Array) -> dict[str, jax.Array]:
+    """Feature rank, dormant ratio and first/last block norms of the torso of a network whose params hold it
+    under ``torso`` (``{"params": {"torso": ...}}``), on a batch ``x [B, in_dim]``.
+
+    Returns the metrics ``diag/{name}_effective_rank``, ``_dormant_ratio``, ``_block_norm_first``, ``_block_norm_last``.
+    """
+    features, variables = ResidualTorso(config).apply({"params": net_params["params"]["torso"]}, x,
+                                                      mutable=["intermediates"])
+    norms = block_activation_norms(variables["intermediates"])
+    return {f"diag/{name}_effective_rank": effective_rank(features),
+            f"diag/{name}_dormant_ratio": dormant_ratio(features),
+            f"diag/{name}_block_norm_first": norms[0], f"diag/{name}_block_norm_last": norms[-1]}
