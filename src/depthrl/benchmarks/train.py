@@ -18,7 +18,6 @@ single-seed processes run at the same time (a barrier starts their timing togeth
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import os
 import statistics
@@ -33,6 +32,7 @@ import jax
 import jaxlib
 
 from depthrl.benchmarks.network import _compile_cache_on
+from depthrl.benchmarks.update import bench_agent_config
 from depthrl.errors import ConfigError, check_choice, check_positive
 
 AGENTS = ("crl", "sac", "td3")
@@ -96,22 +96,16 @@ class Args:
     def train_args(self) -> Any:
         """The `depthrl train AGENT` Args this benchmark trains with."""
         from depthrl.envs.registry import EnvConfig
+        from depthrl.training import command
         from depthrl.training.loop import TrainConfig
 
-        module = importlib.import_module(_COMMAND_MODULES[self.agent])
-        base = module.Args()
-        overrides = dict(depth=self.depth, width=self.width, batch_size=self.batch_size, network_layout=self.layout,
-                         remat=self.remat)
+        base = command.command_module(self.agent).Args()
         train = TrainConfig(num_envs=self.num_envs, unroll_length=self.unroll_length,
                             sgd_steps_per_collect=self.sgd_steps_per_collect, buffer_size=self.buffer_size,
                             num_seeds=self.num_seeds, total_env_steps=self.num_envs * self.unroll_length)
         return dataclasses.replace(base, env=EnvConfig(env=self.env, episode_length=self.episode_length),
-                                   agent=dataclasses.replace(base.agent, **overrides), train=train,
+                                   agent=bench_agent_config(self), train=train,
                                    progress=False, plots=False, tensorboard=False, compile_cache=False)
-
-
-_COMMAND_MODULES = {"crl": "depthrl.training.train_cli", "sac": "depthrl.training.train_sac",
-                    "td3": "depthrl.training.train_td3"}
 
 
 def _timed_call(fn, *args) -> tuple[Any, tuple[float, float]]:

@@ -19,7 +19,6 @@ ratio measured under the same load.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import os
 import statistics
@@ -106,10 +105,7 @@ class Args:
 
     def agent_config(self) -> Any:
         """The agent's own config with this benchmark's network and batch settings."""
-        module = importlib.import_module(_COMMAND_MODULES[self.agent])
-        overrides = dict(depth=self.depth, width=self.width, batch_size=self.batch_size, network_layout=self.layout,
-                         remat=self.remat)
-        return dataclasses.replace(module.Args().agent, **overrides)
+        return bench_agent_config(self)
 
     def spec(self) -> EnvSpec:
         if self.env is not None:
@@ -120,8 +116,13 @@ class Args:
                        state_dim=self.obs_dim, goal_indices=tuple(range(self.goal_dim)), episode_length=1000)
 
 
-_COMMAND_MODULES = {"crl": "depthrl.training.train_cli", "sac": "depthrl.training.train_sac",
-                    "td3": "depthrl.training.train_td3"}
+def bench_agent_config(args: Any) -> Any:
+    """The config of `depthrl train {args.agent}` with a benchmark's --depth, --width, --batch-size, --layout and
+    --remat (this module's Args and `bench train`'s)."""
+    from depthrl.training import command
+
+    return dataclasses.replace(command.command_module(args.agent).Args().agent, depth=args.depth, width=args.width,
+                               batch_size=args.batch_size, network_layout=args.layout, remat=args.remat)
 
 
 def random_batches(key: jax.Array, spec: EnvSpec, batch_size: int, num_steps: int) -> dict[str, jax.Array]:
@@ -185,11 +186,12 @@ class _Timed:
 
 def run(args: Args) -> dict:
     """Measure and return the result record (no printing)."""
+    from depthrl.training import command
+
     args.validate()
     spec = args.spec()
     config = args.agent_config()
-    module = importlib.import_module(_COMMAND_MODULES[args.agent])
-    agent = module.AGENT(config, spec)
+    agent = command.command_module(args.agent).AGENT(config, spec)
     init_key, data_key, step_key = jax.random.split(jax.random.PRNGKey(0), 3)
     state = jax.jit(agent.init)(init_key)
     batches = random_batches(data_key, spec, args.batch_size, args.steps_per_call)
