@@ -40,7 +40,7 @@ class Options:
     scale: str = "cpu"
     """cpu: point-mass mazes, minutes per cell on a laptop; paper: physics tasks at the paper's budget (GPU)."""
     out: str | None = None
-    """Output folder (default experiments/out/NAME[_paper])."""
+    """Output folder (default experiments/out/NAME[_paper]); a script with one sweep per agent writes OUT/AGENT."""
     num_seeds: int | None = None
     """Seeds per cell, vmapped in one process (default: 2 at cpu scale, 5 at paper scale)."""
     total_env_steps: int | None = None
@@ -67,7 +67,11 @@ class Options:
         return self.scale == "paper"
 
     def out_dir(self, name: str) -> Path:
-        return Path(self.out or f"experiments/out/{name}{'_paper' if self.paper else ''}")
+        """experiments/out/NAME (NAME may be ANALYSIS/PART for a script that runs several sweeps); with --out,
+        OUT/PART, so that the sweeps of one script never share a folder."""
+        if self.out:
+            return Path(self.out, *name.split("/")[1:])
+        return Path(f"experiments/out/{name}{'_paper' if self.paper else ''}")
 
     def seeds(self) -> int:
         return self.num_seeds or (5 if self.paper else 2)

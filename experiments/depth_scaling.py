@@ -3,8 +3,11 @@ depths on one maze, several seeds per depth (vmapped in one process), same budge
 
     .venv/bin/python experiments/depth_scaling.py --env point-maze-u4 --depths 4 16 --num-seeds 3
 
-Writes OUT/runs/depth_D (one run directory per depth), OUT/depth_scaling.csv and OUT/depth_scaling.png.
-A depth whose run already finished is skipped, so a killed sweep continues where it stopped.
+Writes OUT/runs/depth_D (one run directory per depth), OUT/depth_scaling.csv (every evaluation of every
+seed), OUT/depth_scaling_summary.csv (per depth: IQM over seeds of the final score, the mean of each seed's
+last --last-evals evaluations, with a 95% bootstrap CI) and OUT/depth_scaling.png (curves, and the final
+score against depth). A depth whose run already finished is skipped, so a killed sweep continues where it
+stopped.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ import csv
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import tyro
 
+from depthrl import aggregate
 from depthrl.agents.crl import CRLConfig
 from depthrl.envs.registry import EnvConfig
+from depthrl.errors import ConfigError
 from depthrl.training import command, runner
 from depthrl.training.loop import TrainConfig
 from depthrl.training.train_cli import Args
@@ -38,6 +44,17 @@ class Options:
     """Evaluation interval in env steps."""
     out: str = "experiments/out/depth_scaling"
     """Output folder."""
+    last_evals: int = 3
+    """Final score of a seed = mean of its last this many evaluations."""
+
+    def validate(self) -> None:
+        for flag, value in (("--num-seeds", self.num_seeds), ("--total-env-steps", self.total_env_steps),
+                            ("--eval-every", self.eval_every), ("--last-evals", self.last_evals),
+                            ("--width", self.width)):
+            if value < 1:
+                raise ConfigError(flag, value, "must be >= 1")
+        if not self.depths:
+            raise ConfigError("--depths", self.depths, "give at least one depth")
 
 
 def finished(run_dir: Path, args: Args) -> bool:
@@ -46,6 +63,7 @@ def finished(run_dir: Path, args: Args) -> bool:
 
 
 def main(opts: Options) -> None:
+    opts.validate()
     out = Path(opts.out)
     rows_by_depth = {}
     for depth in opts.depths:
@@ -63,8 +81,36 @@ def main(opts: Options) -> None:
             command.run(args)
         rows_by_depth[depth] = runner.read_metrics(run_dir)
     write_csv(out / "depth_scaling.csv", rows_by_depth)
-    plot(out / "depth_scaling.png", rows_by_depth, opts)
-    print(f"wrote {out / 'depth_scaling.csv'} and {out / 'depth_scaling.png'}")
+    table = summarize(rows_by_depth, opts.last_evals)
+    with open(out / "depth_scaling_summary.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+    for row in table:
+        print(f"  depth {row['depth']}: IQM time at goal {row['iqm']:.3f} [95% CI {row['iqm_low']:.3f}, "
+              f"{row['iqm_high']:.3f}], seeds {row['seeds']}, success {row['success_mean']:.3f}, "
+              f"{row['wall_time_s']:.0f} s")
+    plot(out / "depth_scaling.png", rows_by_depth, table, opts)
+    print(f"wrote {out / 'depth_scaling.csv'}, {out / 'depth_scaling_summary.csv'} and {out / 'depth_scaling.png'}")
+
+
+def seed_finals(rows: list[dict], metric: str, last_evals: int) -> list[float]:
+    """Per seed: the mean of its last `last_evals` evaluations of eval/METRIC."""
+    evals = [r.get(f"eval/{metric}_per_seed", [r[f"eval/{metric}"]]) for r in rows if f"eval/{metric}" in r]
+    return [float(v) for v in np.mean(np.array(evals[-last_evals:], dtype=float), axis=0)]
+
+
+def summarize(rows_by_depth: dict[int, list[dict]], last_evals: int) -> list[dict]:
+    """One row per depth: IQM of the seeds' final time at goal with its 95% bootstrap CI, and the seeds."""
+    table = []
+    for depth, rows in rows_by_depth.items():
+        finals = seed_finals(rows, "time_at_goal", last_evals)
+        stats = aggregate.summary({"all": finals})
+        table.append({"depth": depth, "iqm": stats["iqm"], "iqm_low": stats["iqm_low"], "iqm_high": stats["iqm_high"],
+                      "mean": stats["mean"], "seeds": " ".join(f"{v:.3f}" for v in finals),
+                      "success_mean": float(np.mean(seed_finals(rows, "success", last_evals))),
+                      "env_steps": rows[-1]["env_steps"], "wall_time_s": rows[-1]["wall_time"]})
+    return table
 
 
 def write_csv(path: Path, rows_by_depth: dict[int, list[dict]]) -> None:
@@ -81,28 +127,42 @@ def write_csv(path: Path, rows_by_depth: dict[int, list[dict]]) -> None:
                     writer.writerow([depth, r["env_steps"], round(r["wall_time"], 1), s, *vals])
 
 
-def plot(path: Path, rows_by_depth: dict[int, list[dict]], opts: Options) -> None:
+def plot(path: Path, rows_by_depth: dict[int, list[dict]], table: list[dict], opts: Options) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 3.8))
     for depth, rows in rows_by_depth.items():
         steps = np.array([r["env_steps"] for r in rows])
-        for ax, m in zip(axes, ("time_at_goal", "success"), strict=True):
+        for ax, m in zip(axes[:2], ("time_at_goal", "success"), strict=True):
             mean = np.array([r[f"eval/{m}"] for r in rows])
             std = np.array([r.get(f"eval/{m}_std", 0.0) for r in rows])
             ax.plot(steps, mean, label=f"depth {depth}")
             ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
-    for ax, m in zip(axes, ("time at goal", "success"), strict=True):
+    for ax, m in zip(axes[:2], ("time at goal", "success"), strict=True):
         ax.set_xlabel("env steps (per seed)")
         ax.set_ylabel(m)
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(f"CRL depth scaling on {opts.env}: width {opts.width}, {opts.num_seeds} seeds (mean ± std)")
+    ax = axes[2]
+    depths = [r["depth"] for r in table]
+    iqm = np.array([r["iqm"] for r in table])
+    err = np.array([[r["iqm"] - r["iqm_low"] for r in table], [r["iqm_high"] - r["iqm"] for r in table]])
+    ax.errorbar(depths, iqm, yerr=np.clip(err, 0, None), marker="o", capsize=4)
+    for r in table:
+        seeds = [float(v) for v in r["seeds"].split()]
+        ax.scatter([r["depth"]] * len(seeds), seeds, color="grey", s=10, zorder=3)
+    if len(depths) > 1 and min(depths) > 0 and max(depths) / min(depths) >= 4:
+        ax.set_xscale("log", base=2)
+    ax.set_xticks(depths, [str(d) for d in depths])
+    ax.set_xlabel("depth")
+    ax.set_ylabel(f"time at goal, last {opts.last_evals} evals")
+    ax.set_title("IQM over seeds, 95% bootstrap CI (grey: seeds)", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.suptitle(f"CRL depth scaling on {opts.env}: width {opts.width}, {opts.num_seeds} seeds (curves: mean ± std)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

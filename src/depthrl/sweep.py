@@ -547,22 +547,30 @@ def _label(values: dict[str, Any]) -> str:
 
 def plot_aggregate(path: Path, table: list[dict], curves: list[dict], group_by: Sequence[str], metric: str,
                    title: str = "") -> Path:
-    """Left: final IQM ± 95% CI against the first group axis (one line per value of the others).
-    Right: IQM learning curves with their CI bands, one per group."""
+    """Left: final IQM ± 95% CI against the first group axis (one colour per value of the others).
+    Right: IQM learning curves with their CI bands, one per group; with two or more group axes and more than
+    six groups, one panel per value of the first axis, so that no two curves share a colour in a panel."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    ax = axes[0]
     x_axis, rest = (group_by[0], list(group_by[1:])) if group_by else (None, [])
     xs = list(dict.fromkeys(r[x_axis] for r in table)) if x_axis else ["all"]
     numeric = all(isinstance(x, int | float) and not isinstance(x, bool) for x in xs)
     lines: dict[tuple, list[dict]] = {}
     for r in table:
         lines.setdefault(tuple(r[k] for k in rest), []).append(r)
+    colour = {key: f"C{i % 10}" for i, key in enumerate(lines)}  # the same colour for a line in every panel
+    by_group: dict[tuple, list[dict]] = {}
+    for r in curves:
+        by_group.setdefault(tuple(r[k] for k in group_by), []).append(r)
+    facets = list(xs) if rest and len(by_group) > 6 else [None]
+    fig = plt.figure(figsize=(6 + 4.2 * len(facets) if facets[0] is not None else 12, 4.2))
+    grid = fig.add_gridspec(1, 1 + len(facets), width_ratios=[1.4 if facets[0] is not None else 1] +
+                            [1] * len(facets))
+    ax = fig.add_subplot(grid[0, 0])
     for i, (key, rows) in enumerate(lines.items()):
         rows = sorted(rows, key=lambda r: xs.index(r[x_axis]) if x_axis else 0)
         pos = np.array([r[x_axis] if numeric else xs.index(r[x_axis]) for r in rows] if x_axis else [0], float)
@@ -571,7 +579,7 @@ def plot_aggregate(path: Path, table: list[dict], curves: list[dict], group_by: 
         value = np.array([r["iqm"] for r in rows])
         err = np.array([[r["iqm"] - r["iqm_low"] for r in rows], [r["iqm_high"] - r["iqm"] for r in rows]])
         ax.errorbar(pos, value, yerr=np.clip(err, 0, None), marker="o", capsize=4, ls="-" if numeric else "none",
-                    label=_label(dict(zip(rest, key, strict=True))) if rest else None)
+                    color=colour[key], label=_label(dict(zip(rest, key, strict=True))) if rest else None)
     if numeric and x_axis:
         ax.set_xscale("log", base=2) if all(x > 0 for x in xs) and max(xs) / min(xs) >= 8 else None
         ax.set_xticks(xs, [str(x) for x in xs])
@@ -582,18 +590,29 @@ def plot_aggregate(path: Path, table: list[dict], curves: list[dict], group_by: 
     ax.grid(alpha=0.3)
     if rest:
         ax.legend(fontsize=8)
-    ax = axes[1]
-    by_group: dict[tuple, list[dict]] = {}
-    for r in curves:
-        by_group.setdefault(tuple(r[k] for k in group_by), []).append(r)
-    for key, rows in by_group.items():
-        steps = np.array([r["env_steps"] for r in rows], float)
-        ax.plot(steps, [r["iqm"] for r in rows], label=_label(dict(zip(group_by, key, strict=True))))
-        ax.fill_between(steps, [r["iqm_low"] for r in rows], [r["iqm_high"] for r in rows], alpha=0.2)
-    ax.set_xlabel("env steps (per seed)")
-    ax.set_ylabel(f"IQM eval/{metric}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    low = min((r["iqm_low"] for r in curves), default=0.0)
+    high = max((r["iqm_high"] for r in curves), default=1.0)
+    for j, facet in enumerate(facets):
+        ax = fig.add_subplot(grid[0, 1 + j])
+        for key, rows in by_group.items():
+            if facet is not None and key[0] != facet:
+                continue
+            steps = np.array([r["env_steps"] for r in rows], float)
+            shown = key[1:] if facet is not None else key
+            names = rest if facet is not None else group_by
+            line_colour = colour.get(tuple(key[1:])) if rest else None
+            ax.plot(steps, [r["iqm"] for r in rows], color=line_colour,
+                    label=_label(dict(zip(names, shown, strict=True))))
+            ax.fill_between(steps, [r["iqm_low"] for r in rows], [r["iqm_high"] for r in rows], alpha=0.15,
+                            color=line_colour)
+        ax.set_xlabel("env steps (per seed)")
+        if facet is not None:
+            ax.set_title(f"{x_axis}={facet}", fontsize=10)
+            ax.set_ylim(low - 0.02 * (high - low), high + 0.02 * (high - low))
+        if j == 0:
+            ax.set_ylabel(f"IQM eval/{metric}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.suptitle(title or f"IQM of eval/{metric} over seeds (95% stratified bootstrap CI)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
