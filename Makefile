@@ -28,7 +28,7 @@ quickstart: $(STAMP)
 ## most of the suite's time is XLA compilation, which is single-threaded, so two cores run it twice as fast.
 test: $(STAMP) $(TEST_STAMP)
 	$(BIN)/ruff check src tests experiments
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 ## Reliability soak (~10 min on 2 CPU cores): SIGKILL and resume a training run at random moments, then check
 ## its metrics equal an uninterrupted run's exactly; prints PASS/FAIL (docs/reliability.md). SOAK_FLAGS=--help
