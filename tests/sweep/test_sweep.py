@@ -226,5 +226,6 @@ def test_ray_path_runs_two_cells_on_a_local_ray_instance(real_sweep, tmp_path):
     for cell in result.cells:
         assert "final eval" in (tmp_path / "logs" / f"{cell.name}.log").read_text()
         assert [r["epoch"] for r in sweep.read_rows(cell.run_dir)] == [2, 4]
-    # (Scores are not compared with the local run's: Ray gives a 1-CPU task OMP_NUM_THREADS=1, so XLA's CPU
-    # kernels may sum in another order, and training amplifies the last bits.)
+    # Scores are not compared with the local run's: one seed's last evaluation differed (0.875 vs 0.8125) when
+    # tried. The Ray worker's environment differs from the test process's (Ray sets thread-count variables for
+    # a task); which difference changes the numerics was not established.
