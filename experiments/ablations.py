@@ -4,7 +4,7 @@ hurts, most of all the skip connection).
 
 Variants of the paper's block (4 × [Dense → LayerNorm → Swish] + skip): baseline, no skip, no norm, ReLU.
 
-  cpu    depth 16 on the point-mass U-maze
+  cpu    depth 16 and 64 on the point-mass U-maze
   paper  depth 64 on the Ant U4-maze
 
     .venv/bin/python experiments/ablations.py              # → experiments/out/ablations/
@@ -25,12 +25,12 @@ VARIANTS = ({"name": "baseline"}, {"name": "no skip", "skip": False}, {"name": "
 @dataclasses.dataclass(frozen=True)
 class AblationOptions(Options):
     depths: tuple[int, ...] | None = None
-    """Depths to ablate at (default: 16 at cpu scale, 64 at paper scale)."""
+    """Depths to ablate at (default: 16 and 64 at cpu scale, 64 at paper scale)."""
 
 
 def main(opts: AblationOptions) -> None:
     opts.validate()
-    depths = opts.depths or ((64,) if opts.paper else (16,))
+    depths = opts.depths or ((64,) if opts.paper else (16, 64))
     env = "ant-u4-maze" if opts.paper else "point-maze-u"
     run("ablations", opts, "crl", {"variant": VARIANTS, "depth": depths}, {"env": env, **opts.train_flags()},
         title=f"Block ablations at depth {', '.join(map(str, depths))} ({env}): IQM time at goal")

@@ -1,7 +1,7 @@
 """What the analysis scripts share: the two scales, the command-line options every script has, and the call
 into `depthrl.sweep` (resumable cells, IQM + 95% stratified bootstrap CI, CSV + PNG).
 
-cpu    point-mass mazes, width 64, 0.6 M env steps per seed, 2 seeds vmapped per cell: minutes
+cpu    point-mass mazes, width 64, 0.6 M env steps per seed, 3 seeds vmapped per cell: minutes
        per cell on a 2-core CPU. Enough to run every script end to end; too small for several of the
        papers' effects (docs/results.md says which).
 paper  the paper code's recipe on the brax/MJX physics tasks (width 256, batch 512, 512 envs, 100 M env
@@ -42,7 +42,7 @@ class Options:
     out: str | None = None
     """Output folder (default experiments/out/NAME[_paper]); a script with one sweep per agent writes OUT/AGENT."""
     num_seeds: int | None = None
-    """Seeds per cell, vmapped in one process (default: 2 at cpu scale, 5 at paper scale)."""
+    """Seeds per cell, vmapped in one process (default: 3 at cpu scale, 5 at paper scale)."""
     total_env_steps: int | None = None
     """Env steps per seed (default: 0.6 M at cpu scale, 100 M at paper scale)."""
     last_evals: int = 3
@@ -74,7 +74,7 @@ class Options:
         return Path(f"experiments/out/{name}{'_paper' if self.paper else ''}")
 
     def seeds(self) -> int:
-        return self.num_seeds or (5 if self.paper else 2)
+        return self.num_seeds or (5 if self.paper else 3)
 
     def steps(self) -> int:
         return self.total_env_steps or (PAPER_STEPS if self.paper else CPU_STEPS)

@@ -67,7 +67,7 @@ def test_every_script_builds_a_valid_grid(scripts, sweeps, tmp_path, scale):
     paper = scale == "paper"
     # Seeds per cell and env steps per seed: the scale's defaults.
     spec, _ = by_out["batch_depth"]
-    assert spec.num_seeds == (5 if paper else 2)
+    assert spec.num_seeds == (5 if paper else 3)
     assert spec.fixed["total_env_steps"] == (100_000_000 if paper else 600_000)
     assert spec.fixed["env"] == ("ant-u4-maze" if paper else "point-maze-u") and "batch_size" not in spec.fixed
     assert spec.axes == {"batch_size": (256, 1024, 4096) if paper else (64, 256),
