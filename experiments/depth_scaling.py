@@ -33,7 +33,7 @@ class Options:
     env: str = "point-maze-u4"
     """Maze to train on."""
     depths: tuple[int, ...] = (4, 8, 16, 32, 64)
-    """Depths to compare (each a multiple of 4); the U4-maze at 3 M steps takes ~45 min for all five on 2 cores."""
+    """Depths to compare (each a multiple of 4); U4-maze, 3 M steps: about an hour for all five on 2 cores."""
     width: int = 64
     """Width of every network."""
     num_seeds: int = 3
