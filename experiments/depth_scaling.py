@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import tyro
 
-from depthrl import aggregate
+from depthrl import aggregate, sweep
 from depthrl.agents.crl import CRLConfig
 from depthrl.envs.registry import EnvConfig
 from depthrl.errors import ConfigError
@@ -82,10 +82,7 @@ def main(opts: Options) -> None:
         rows_by_depth[depth] = runner.read_metrics(run_dir)
     write_csv(out / "depth_scaling.csv", rows_by_depth)
     table = summarize(rows_by_depth, opts.last_evals)
-    with open(out / "depth_scaling_summary.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(table[0]))
-        writer.writeheader()
-        writer.writerows(table)
+    sweep.write_csv(out / "depth_scaling_summary.csv", table)
     for row in table:
         print(f"  depth {row['depth']}: IQM time at goal {row['iqm']:.3f} [95% CI {row['iqm_low']:.3f}, "
               f"{row['iqm_high']:.3f}], seeds {row['seeds']}, success {row['success_mean']:.3f}, "
@@ -94,21 +91,15 @@ def main(opts: Options) -> None:
     print(f"wrote {out / 'depth_scaling.csv'}, {out / 'depth_scaling_summary.csv'} and {out / 'depth_scaling.png'}")
 
 
-def seed_finals(rows: list[dict], metric: str, last_evals: int) -> list[float]:
-    """Per seed: the mean of its last `last_evals` evaluations of eval/METRIC."""
-    evals = [r.get(f"eval/{metric}_per_seed", [r[f"eval/{metric}"]]) for r in rows if f"eval/{metric}" in r]
-    return [float(v) for v in np.mean(np.array(evals[-last_evals:], dtype=float), axis=0)]
-
-
 def summarize(rows_by_depth: dict[int, list[dict]], last_evals: int) -> list[dict]:
     """One row per depth: IQM of the seeds' final time at goal with its 95% bootstrap CI, and the seeds."""
     table = []
     for depth, rows in rows_by_depth.items():
-        finals = seed_finals(rows, "time_at_goal", last_evals)
+        finals = sweep.seed_scores(rows, "time_at_goal", last_evals)
         stats = aggregate.summary({"all": finals})
         table.append({"depth": depth, "iqm": stats["iqm"], "iqm_low": stats["iqm_low"], "iqm_high": stats["iqm_high"],
                       "mean": stats["mean"], "seeds": " ".join(f"{v:.3f}" for v in finals),
-                      "success_mean": float(np.mean(seed_finals(rows, "success", last_evals))),
+                      "success_mean": float(np.mean(sweep.seed_scores(rows, "success", last_evals))),
                       "env_steps": rows[-1]["env_steps"], "wall_time_s": rows[-1]["wall_time"]})
     return table
 

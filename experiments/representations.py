@@ -16,7 +16,6 @@ higher than the second.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import numpy as np
 import tyro
 
 from common import Options, run
+from depthrl import sweep
 from depthrl.envs import render
 from depthrl.envs.maze import cell_distances
 from depthrl.envs.wrappers import unwrapped
@@ -139,10 +139,7 @@ def main(opts: ReprOptions) -> None:
                 panels.append((f"depth {cell.values['depth']} (seed 0): Spearman vs path "
                                f"{scores['spearman_path']:.2f}, vs Euclid {scores['spearman_euclid']:.2f}",
                                layout, goal, heatmap_image(layout, fn)))
-    with open(out / "wall_scores.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    sweep.write_csv(out / "wall_scores.csv", rows)
     for row in rows:
         print(f"  depth {row['depth']} seed {row['seed_index']}: Spearman(energy, -path) {row['spearman_path']:.3f}, "
               f"Spearman(energy, -euclid) {row['spearman_euclid']:.3f}")
