@@ -549,7 +549,7 @@ def plot_aggregate(path: Path, table: list[dict], curves: list[dict], group_by: 
                    title: str = "") -> Path:
     """Left: final IQM ± 95% CI against the first group axis (one colour per value of the others).
     Right: IQM learning curves with their CI bands, one per group; with two or more group axes and more than
-    six groups, one panel per value of the first axis, so that no two curves share a colour in a panel."""
+    six groups, one panel per value of the first axis, each curve in the colour of its line on the left."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -562,14 +562,14 @@ def plot_aggregate(path: Path, table: list[dict], curves: list[dict], group_by: 
     lines: dict[tuple, list[dict]] = {}
     for r in table:
         lines.setdefault(tuple(r[k] for k in rest), []).append(r)
-    colour = {key: f"C{i % 10}" for i, key in enumerate(lines)}  # the same colour for a line in every panel
+    colour = {key: f"C{i % 10}" for i, key in enumerate(lines)}  # a line's colour, the same in every facet
     by_group: dict[tuple, list[dict]] = {}
     for r in curves:
         by_group.setdefault(tuple(r[k] for k in group_by), []).append(r)
-    facets = list(xs) if rest and len(by_group) > 6 else [None]
-    fig = plt.figure(figsize=(6 + 4.2 * len(facets) if facets[0] is not None else 12, 4.2))
-    grid = fig.add_gridspec(1, 1 + len(facets), width_ratios=[1.4 if facets[0] is not None else 1] +
-                            [1] * len(facets))
+    faceted = bool(rest) and len(by_group) > 6
+    facets = list(xs) if faceted else [None]
+    fig = plt.figure(figsize=(6 + 4.2 * len(facets) if faceted else 12, 4.2))
+    grid = fig.add_gridspec(1, 1 + len(facets), width_ratios=[1.4 if faceted else 1] + [1] * len(facets))
     ax = fig.add_subplot(grid[0, 0])
     for i, (key, rows) in enumerate(lines.items()):
         rows = sorted(rows, key=lambda r: xs.index(r[x_axis]) if x_axis else 0)
@@ -595,18 +595,16 @@ def plot_aggregate(path: Path, table: list[dict], curves: list[dict], group_by: 
     for j, facet in enumerate(facets):
         ax = fig.add_subplot(grid[0, 1 + j])
         for key, rows in by_group.items():
-            if facet is not None and key[0] != facet:
+            if faceted and key[0] != facet:
                 continue
             steps = np.array([r["env_steps"] for r in rows], float)
-            shown = key[1:] if facet is not None else key
-            names = rest if facet is not None else group_by
-            line_colour = colour.get(tuple(key[1:])) if rest else None
-            ax.plot(steps, [r["iqm"] for r in rows], color=line_colour,
-                    label=_label(dict(zip(names, shown, strict=True))))
+            names, shown = (rest, key[1:]) if faceted else (group_by, key)
+            (line,) = ax.plot(steps, [r["iqm"] for r in rows], color=colour[key[1:]] if faceted else None,
+                              label=_label(dict(zip(names, shown, strict=True))))
             ax.fill_between(steps, [r["iqm_low"] for r in rows], [r["iqm_high"] for r in rows], alpha=0.15,
-                            color=line_colour)
+                            color=line.get_color())  # the band in its line's colour
         ax.set_xlabel("env steps (per seed)")
-        if facet is not None:
+        if faceted:
             ax.set_title(f"{x_axis}={facet}", fontsize=10)
             ax.set_ylim(low - 0.02 * (high - low), high + 0.02 * (high - low))
         if j == 0:
