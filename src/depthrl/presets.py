@@ -67,7 +67,7 @@ def _table1(task: str, depth: int) -> str:
 
 
 # The CPU training recipe of the quick start (64 envs × 50 steps per collection, 16 SGD steps of 256):
-# the update-to-data ratio of the measured point-mass runs (MEASUREMENTS.md), width 64.
+# the update-to-data ratio of early point-mass pilots (64 envs × 100 steps, 32 SGD steps), width 64.
 _CPU_TRAIN = TrainConfig(num_envs=64, unroll_length=50, sgd_steps_per_collect=16, total_env_steps=3_000_000,
                          eval_every=200_000, num_eval_envs=256)
 

@@ -43,7 +43,7 @@ LAYOUTS = ("auto", "scan", "unrolled")
 DTYPES = ("float32", "bfloat16")
 
 # layout="auto" unrolls up to this depth and scans above it. Measured on the 2-core CPU dev machine
-# (docs/benchmarks_network.md): unrolled steps are ~10% faster than plain scan, but its compile time grows
+# (docs/benchmarks.md § 5): unrolled steps are ~10% faster than plain scan, but its compile time grows
 # with depth (2× scan's at 16, 37× at 256, > 300 s at 1024) while scan's stays ~1.4 s from 4 to 1024.
 AUTO_UNROLL_MAX_DEPTH = 16
 
