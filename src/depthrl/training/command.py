@@ -51,6 +51,8 @@ class RunArgs:
     """On a non-finite loss, gradient or parameter, drop that epoch's update (keep its data) instead of stopping."""
     compile_cache: bool = True
     """Keep compiled programs in ~/.cache/depthrl so a rerun with the same shapes does not recompile."""
+    compile_cache_max_mb: float = 1024.0
+    """Size cap of the compile cache in MiB: least recently used programs are deleted to stay under it."""
     memory_check: bool = True
     """Refuse a run whose estimated peak memory exceeds the device's free memory (see `depthrl estimate`)."""
 
@@ -81,6 +83,9 @@ def validate_config(args: Any) -> None:
         check_args(args)
     if args.keep_checkpoints < 1:
         raise ConfigError("--keep-checkpoints", args.keep_checkpoints, "must be >= 1")
+    if not args.compile_cache_max_mb > 0:
+        raise ConfigError("--compile-cache-max-mb", args.compile_cache_max_mb,
+                          "must be > 0 (--no-compile-cache turns the cache off)")
     presets = getattr(command_module(args.kind), "PRESETS", {})
     if args.preset is not None and args.preset not in presets:
         raise ConfigError("--preset", args.preset, f"choose one of {', '.join(presets)}")
@@ -133,7 +138,8 @@ def resolve_resume(args: Any) -> Any:
                                progress=args.progress, plots=args.plots, **shell)
 
 
-_RESUMABLE_SHELL_FLAGS = ("keep_checkpoints", "tensorboard", "skip_non_finite", "compile_cache", "memory_check")
+_RESUMABLE_SHELL_FLAGS = ("keep_checkpoints", "tensorboard", "skip_non_finite", "compile_cache", "compile_cache_max_mb",
+                          "memory_check")
 
 
 def _stored_kind(run_dir: Path) -> str | None:
@@ -162,7 +168,7 @@ def run(args: Any) -> int:
     if args.compile_cache:
         from depthrl import compile_cache
 
-        compile_cache.enable()
+        compile_cache.enable(max_mb=args.compile_cache_max_mb)
     trainer = build(args)
     _check_cost(args, trainer)
     options = runner.RunOptions(run_dir=Path(args.run_dir), overwrite=args.overwrite, resume=args.resume is not None,
