@@ -204,9 +204,7 @@ def report(name: str, records: list[dict], comparisons: list[Comparison]) -> lis
         first, rest = comp.group_by[0], list(comp.group_by[1:])
         for row in sweep.improvement_records(records, list(comp.group_by), [], comp.baseline):
             where = ", ".join(f"{k}={row[k]}" for k in rest)
-            print(f"P({first}={row[first]} > {first}={row['vs_' + first]}){' at ' + where if where else ''}: "
-                  f"{row['prob_improvement']:.2f} ({row['prob_improvement_low']:.2f}–"
-                  f"{row['prob_improvement_high']:.2f}), {row['runs']} vs {row['vs_runs']} runs")
+            print(f"{sweep.improvement_line(row)}, {row['runs']} vs {row['vs_runs']} runs")
             out.append({"analysis": name, "axis": first, "x": row[first], "y": row["vs_" + first], "at": where,
                         "runs_x": row["runs"], "runs_y": row["vs_runs"], "prob_improvement": row["prob_improvement"],
                         "prob_improvement_low": row["prob_improvement_low"],

@@ -575,6 +575,15 @@ def curve_records(cells: list[Cell], metric: str, group_by: Sequence[str], num_r
     return out
 
 
+def improvement_line(row: dict) -> str:
+    """One row of `improvement_records` as text: P(depth=16 > depth=4) at width=64: 0.78 [95% CI 0.33, 1.00]."""
+    keys = list(row)[:-6]  # the other group axes..., AXIS, vs_AXIS (then strata, runs and the numbers)
+    axis, where = keys[-2], ", ".join(f"{k}={row[k]}" for k in keys[:-2])
+    return (f"P({axis}={row[axis]} > {axis}={row['vs_' + axis]}){' at ' + where if where else ''}: "
+            f"{row['prob_improvement']:.2f} [95% CI {row['prob_improvement_low']:.2f}, "
+            f"{row['prob_improvement_high']:.2f}]")
+
+
 def write_csv(path: Path, records: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = list(dict.fromkeys(k for r in records for k in r))
@@ -822,11 +831,8 @@ def main(args: Args) -> int:
         label = ", ".join(f"{k}={row[k]}" for k in keys) or "all"
         print(f"{label}: IQM {args.metric} {row['iqm']:.3f} [{row['iqm_low']:.3f}, {row['iqm_high']:.3f}] "
               f"over {row['runs']} runs")
-    for row in result.improvement:  # columns: other group axes..., AXIS, vs_AXIS, then 6 numbers
-        keys = list(row)[:-6]
-        x_axis, others = keys[-2], ", ".join(f"{k}={row[k]}" for k in keys[:-2])
-        print(f"P({x_axis}={row[x_axis]} > {x_axis}={row['vs_' + x_axis]}){' at ' + others if others else ''}: "
-              f"{row['prob_improvement']:.2f} [{row['prob_improvement_low']:.2f}, {row['prob_improvement_high']:.2f}]")
+    for row in result.improvement:
+        print(improvement_line(row))
     if result.files:
         print("wrote " + ", ".join(str(p) for p in result.files))
     if result.failed:

@@ -52,8 +52,8 @@ def test_docs_results_agree_with_their_seeds(stats_script, capsys):
     out = capsys.readouterr().out
     # The numbers docs/results.md quotes: § 1's U4-maze IQM (now the mean of 3 seeds) and the comparisons.
     assert "depth 8: IQM 0.524 (0.483–0.585)" in out
-    assert "P(depth=8-64 > depth=4): 1.00 (1.00–1.00), 12 vs 3 runs" in out
-    assert "P(critic_loss=two-hot > critic_loss=mse) at depth=64: 0.96 (0.84–1.00), 5 vs 5 runs" in out
+    assert "P(depth=8-64 > depth=4): 1.00 [95% CI 1.00, 1.00], 12 vs 3 runs" in out
+    assert "P(critic_loss=two-hot > critic_loss=mse) at depth=64: 0.96 [95% CI 0.84, 1.00], 5 vs 5 runs" in out
     with open(ROOT / "docs/results/probability_of_improvement.csv", newline="") as f:
         written = list(csv.DictReader(f))
     assert len(written) == out.count("\nP(")  # the CSV holds every comparison printed

@@ -179,6 +179,7 @@ def test_sweep_writes_probability_of_improvement_and_performance_profiles(tmp_pa
     assert (row["variant"], row["vs_variant"], row["strata"]) == ("deep", "base", 2)
     assert row["prob_improvement"] == pytest.approx((2.5 / 4 + 3 / 4) / 2)
     assert row["prob_improvement_low"] <= row["prob_improvement"] <= row["prob_improvement_high"]
+    assert sweep.improvement_line(row).startswith("P(variant=deep > variant=base): 0.69 [95% CI ")
     assert (tmp_path / "probability_of_improvement.csv").read_text().startswith(
         "variant,vs_variant,strata,runs,vs_runs,prob_improvement,prob_improvement_low,prob_improvement_high\n")
     assert (tmp_path / "performance_profile.png").stat().st_size > 10_000
