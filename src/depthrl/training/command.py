@@ -43,6 +43,16 @@ class RunArgs:
     """Checkpoints kept (the newest ones)."""
     tensorboard: bool = True
     """Write TensorBoard events to RUN_DIR/tb."""
+    wandb_project: str | None = None
+    """Also log to Weights & Biases, in this project: the metrics TensorBoard gets, the config and the plots
+    (files in RUN_DIR/wandb; WANDB_MODE=offline keeps them local). Needs `pip install -c requirements.lock -e
+    '.[wandb]'`."""
+    wandb_entity: str | None = None
+    """W&B entity (user or team) of --wandb-project (default: W&B's own default)."""
+    wandb_group: str | None = None
+    """W&B group of the run (e.g. one per sweep), with --wandb-project."""
+    wandb_tags: tuple[str, ...] = ()
+    """W&B tags of the run, with --wandb-project."""
     plots: bool = True
     """Write plots to RUN_DIR/plots at the end."""
     progress: bool = True
@@ -83,6 +93,9 @@ def validate_config(args: Any) -> None:
         check_args(args)
     if args.keep_checkpoints < 1:
         raise ConfigError("--keep-checkpoints", args.keep_checkpoints, "must be >= 1")
+    from depthrl.training import wandb_log
+
+    wandb_log.check(args)
     if not args.compile_cache_max_mb > 0:
         raise ConfigError("--compile-cache-max-mb", args.compile_cache_max_mb,
                           "must be > 0 (--no-compile-cache turns the cache off)")
@@ -139,7 +152,7 @@ def resolve_resume(args: Any) -> Any:
 
 
 _RESUMABLE_SHELL_FLAGS = ("keep_checkpoints", "tensorboard", "skip_non_finite", "compile_cache", "compile_cache_max_mb",
-                          "memory_check")
+                          "memory_check", "wandb_project", "wandb_entity", "wandb_group", "wandb_tags")
 
 
 def _stored_kind(run_dir: Path) -> str | None:
@@ -174,7 +187,7 @@ def run(args: Any) -> int:
     options = runner.RunOptions(run_dir=Path(args.run_dir), overwrite=args.overwrite, resume=args.resume is not None,
                                 keep_checkpoints=args.keep_checkpoints, tensorboard=args.tensorboard,
                                 plots=args.plots, progress=args.progress, skip_non_finite=args.skip_non_finite)
-    rows = runner.train(trainer, runner.to_dict(args), options, plot_fn=plot_run)
+    rows = _train_logged(args, trainer, options, plot_run)
     if rows:
         last = rows[-1]
         if "eval/success" in last:  # goal envs
@@ -185,6 +198,22 @@ def run(args: Any) -> int:
         print(f"final eval: {headline}  ({last['env_steps']:,} env steps, {last['wall_time']:.0f} s)")
     print(f"run directory: {options.run_dir}  (plots in {options.run_dir / 'plots'})")
     return 0
+
+
+def _train_logged(args: Any, trainer: Trainer, options: runner.RunOptions, plot_fn) -> list[dict]:
+    """runner.train, with a W&B run next to TensorBoard when --wandb-project is given (its plots at the end)."""
+    from depthrl.training import wandb_log
+
+    if args.wandb_project is None:
+        return runner.train(trainer, runner.to_dict(args), options, plot_fn=plot_fn)
+    writer = wandb_log.start(args, runner.to_dict(args))
+    try:
+        rows = runner.train(trainer, runner.to_dict(args), dataclasses.replace(options, extra_writers=(writer,)),
+                            plot_fn=plot_fn)
+        writer.log_plots(options.run_dir / "plots")
+    finally:
+        writer.close()
+    return rows
 
 
 def _check_cost(args: Any, trainer: Trainer) -> None:
