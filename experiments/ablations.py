@@ -33,7 +33,7 @@ def main(opts: AblationOptions) -> None:
     depths = opts.depths or ((64,) if opts.paper else (16, 64))
     env = "ant-u4-maze" if opts.paper else "point-maze-u"
     run("ablations", opts, "crl", {"variant": VARIANTS, "depth": depths}, {"env": env, **opts.train_flags()},
-        title=f"Block ablations at depth {', '.join(map(str, depths))} ({env}): IQM time at goal")
+        title=f"Block ablations at depth {', '.join(map(str, depths))} ({env}): IQM time at goal", baseline="baseline")
 
 
 if __name__ == "__main__":

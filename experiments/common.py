@@ -87,8 +87,10 @@ class Options:
 
 
 def run(name: str, opts: Options, kind: str, axes: dict[str, tuple], fixed: dict[str, Any], title: str,
-        metric: str = "time_at_goal", group_by: list[str] | None = None) -> sweep.SweepResult:
-    """Run (or finish) one analysis's sweep in OUT/ and aggregate it; prints where the outputs are."""
+        metric: str = "time_at_goal", group_by: list[str] | None = None,
+        baseline: str | None = None) -> sweep.SweepResult:
+    """Run (or finish) one analysis's sweep in OUT/ and aggregate it; prints where the outputs are.
+    `baseline`: the value of the first axis every other one is compared with (probability of improvement)."""
     opts.validate()
     spec = sweep.SweepSpec(kind=kind, axes=axes, fixed=fixed, num_seeds=opts.seeds())
     out = opts.out_dir(name)
@@ -96,7 +98,7 @@ def run(name: str, opts: Options, kind: str, axes: dict[str, tuple], fixed: dict
     others = [p for p in out.parent.iterdir() if p.is_dir() and p != out] if out.parent.is_dir() else []
     result = sweep.run_sweep(spec, out, jobs=opts.jobs, ray_address=opts.ray_address, metric=metric,
                              last_evals=opts.last_evals, group_by=group_by, progress=opts.progress,
-                             title=title, reuse=others)
+                             title=title, reuse=others, baseline=baseline)
     print_table(result, metric)
     if result.failed:
         raise SystemExit(f"{len(result.failed)} cell(s) failed (logs in {out / 'logs'}); rerun to retry them")
@@ -109,5 +111,7 @@ def print_table(result: sweep.SweepResult, metric: str) -> None:
         label = ", ".join(f"{k}={v}" for k, v in row.items() if k not in stat_keys)
         print(f"  {label}: IQM {metric} {row['iqm']:.3f} [95% CI {row['iqm_low']:.3f}, {row['iqm_high']:.3f}], "
               f"mean {row['mean']:.3f}, {row['runs']} runs")
+    for row in result.improvement:
+        print(f"  {sweep.improvement_line(row)}")
     for path in result.files:
         print(f"wrote {path}")

@@ -59,13 +59,13 @@ def main(opts: ValueOptions) -> None:
     for agent in opts.agents:
         if agent == "dqn":
             run("value_classification/dqn", opts, "dqn", {"critic_loss": opts.losses, "depth": depths},
-                dqn_fixed(opts), metric="return",
+                dqn_fixed(opts), metric="return", baseline="mse" if "mse" in opts.losses else None,
                 title="DQN: critic loss × depth, IQM greedy episode return")
         else:
             losses = opts.losses if opts.paper else opts.actor_critic_losses
             env = "ant-u4-maze" if opts.paper else "point-maze-u"
             run(f"value_classification/{agent}", opts, agent, {"critic_loss": losses, "depth": depths},
-                {"env": env, **opts.train_flags()},
+                {"env": env, **opts.train_flags()}, baseline="mse" if "mse" in losses else None,
                 title=f"{agent.upper()} + HER ({env}): critic loss × depth, IQM time at goal")
 
 

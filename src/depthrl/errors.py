@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 
 class ConfigError(ValueError):
     """An invalid configuration value, raised before any compute.
@@ -33,3 +36,21 @@ def check_choice(flag: str, value: str, choices: tuple[str, ...] | list[str]) ->
 def check_open_unit(flag: str, value: float) -> None:
     if not 0.0 < value < 1.0:
         raise ConfigError(flag, value, "must lie strictly between 0 and 1")
+
+
+def check_writable_file(flag: str, path: str | os.PathLike) -> None:
+    """The file `path` can be written: its folder exists or can be created, and a file can be made there (a
+    probe file is written and removed; an existing file is left as it is). Otherwise a ConfigError names
+    `flag`, so a command fails at start instead of after its work."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(flag, str(path), "is a folder: give a file path")
+    probe = path.parent / f".{path.name}.{os.getpid()}.probe"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+        if path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as err:
+        raise ConfigError(flag, str(path), f"cannot be written ({err.strerror or err})") from None

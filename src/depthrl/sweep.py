@@ -20,9 +20,11 @@ Resumable: a cell whose run directory holds its final evaluation is skipped; a c
 continued from its last checkpoint (`--resume`). A rich table shows every cell while the sweep runs.
 
 At the end, scores (per seed: the mean of the last `--last-evals` evaluations of `eval/METRIC`) are
-aggregated over seeds, per value of the `--group-by` axes, with the interquartile mean and its 95%
-stratified bootstrap CI (`depthrl.aggregate`): OUT/scores.csv, OUT/aggregate.csv, OUT/curves.csv,
-OUT/aggregate.png.
+aggregated over seeds, per value of the `--group-by` axes, as rliable does (`depthrl.aggregate`): the IQM
+(25% trimmed mean) with its 95% stratified bootstrap CI, the probability of improvement between values of
+the first group axis with its CI, and performance profiles. Files: OUT/scores.csv (one row per seed),
+OUT/aggregate.csv, OUT/probability_of_improvement.csv, OUT/curves.csv, OUT/aggregate.png,
+OUT/performance_profile.png.
 """
 
 from __future__ import annotations
@@ -78,6 +80,9 @@ class Args:
     """Axes that define the compared groups (default: every axis but seed); the other axes are strata."""
     bootstrap_resamples: int = 2000
     """Bootstrap resamples of each confidence interval."""
+    baseline: str | None = None
+    """probability_of_improvement.csv compares every value of the first group axis with this one (e.g.
+    variant=baseline: --baseline baseline); default: every pair of its values, the later against the earlier."""
     progress: bool = True
     """Show the live table of cells (otherwise one line per change of a cell's state)."""
     dry_run: bool = False
@@ -494,20 +499,59 @@ def run_records(cells: list[Cell], metric: str, last_evals: int) -> list[dict]:
     return records
 
 
+def group_scores(records: list[dict], group_by: Sequence[str], strata_by: Sequence[str]) -> dict[tuple, dict]:
+    """{values of `group_by`: {values of `strata_by` (the task): [scores of its runs]}}, in the records' order."""
+    groups: dict[tuple, dict[tuple, list[float]]] = {}
+    for r in records:
+        key = tuple(r[g] for g in group_by)
+        groups.setdefault(key, {}).setdefault(tuple(r[s] for s in strata_by), []).append(r["score"])
+    return groups
+
+
 def aggregate_records(records: list[dict], group_by: Sequence[str], strata_by: Sequence[str],
                       num_resamples: int = 2000) -> list[dict]:
     """Per group (values of `group_by`): IQM + 95% stratified bootstrap CI of the scores, strata = the values
     of `strata_by` (e.g. env), runs within a stratum = seeds and cells that differ only by seed."""
     from depthrl import aggregate
 
-    groups: dict[tuple, dict[tuple, list[float]]] = {}
-    for r in records:
-        key = tuple(r[g] for g in group_by)
-        groups.setdefault(key, {}).setdefault(tuple(r[s] for s in strata_by), []).append(r["score"])
     out = []
-    for key, strata in groups.items():
+    for key, strata in group_scores(records, group_by, strata_by).items():
         stats = aggregate.summary({str(k): v for k, v in strata.items()}, num_resamples=num_resamples)
         out.append({**dict(zip(group_by, key, strict=True)), "strata": len(strata), **stats})
+    return out
+
+
+def improvement_records(records: list[dict], group_by: Sequence[str], strata_by: Sequence[str],
+                        baseline: str | None = None, num_resamples: int = 2000) -> list[dict]:
+    """Probability of improvement P(X > Y) with its 95% CI between groups that differ only in the first group
+    axis: every value X of it against `baseline` (compared as text), or without one every value against each
+    earlier one (in the axis order), within each combination of the other group axes. A pair is compared on
+    the strata (tasks) both have. Columns: the other axes, AXIS (X), vs_AXIS (Y), strata, runs of X and Y,
+    prob_improvement and its _low / _high."""
+    from depthrl import aggregate
+
+    if not group_by:
+        return []
+    first, rest = group_by[0], list(group_by[1:])
+    by_rest: dict[tuple, dict[Any, dict]] = {}
+    for key, strata in group_scores(records, group_by, strata_by).items():
+        by_rest.setdefault(key[1:], {})[key[0]] = strata
+    out = []
+    for rest_key, values in by_rest.items():
+        order = list(values)
+        if baseline is None:
+            pairs = [(x, y) for j, x in enumerate(order) for y in order[:j]]
+        else:
+            pairs = [(x, y) for y in order if str(y) == baseline for x in order if x != y]
+        for x, y in pairs:
+            common = [s for s in values[x] if s in values[y]]
+            if not common:
+                continue
+            xs, ys = [values[x][s] for s in common], [values[y][s] for s in common]
+            est = aggregate.probability_of_improvement(xs, ys, num_resamples=num_resamples)
+            out.append({**dict(zip(rest, rest_key, strict=True)), first: x, f"vs_{first}": y, "strata": len(common),
+                        "runs": sum(map(len, xs)), "vs_runs": sum(map(len, ys)), "prob_improvement": est.value,
+                        "prob_improvement_low": est.low, "prob_improvement_high": est.high})
     return out
 
 
@@ -529,6 +573,15 @@ def curve_records(cells: list[Cell], metric: str, group_by: Sequence[str], num_r
             out.append({**dict(zip(group_by, key, strict=True)), "env_steps": steps, "runs": len(values),
                         "iqm": est.value, "iqm_low": est.low, "iqm_high": est.high})
     return out
+
+
+def improvement_line(row: dict) -> str:
+    """One row of `improvement_records` as text: P(depth=16 > depth=4) at width=64: 0.78 [95% CI 0.33, 1.00]."""
+    keys = list(row)[:-6]  # the other group axes..., AXIS, vs_AXIS (then strata, runs and the numbers)
+    axis, where = keys[-2], ", ".join(f"{k}={row[k]}" for k in keys[:-2])
+    return (f"P({axis}={row[axis]} > {axis}={row['vs_' + axis]}){' at ' + where if where else ''}: "
+            f"{row['prob_improvement']:.2f} [95% CI {row['prob_improvement_low']:.2f}, "
+            f"{row['prob_improvement_high']:.2f}]")
 
 
 def write_csv(path: Path, records: list[dict]) -> Path:
@@ -619,6 +672,41 @@ def plot_aggregate(path: Path, table: list[dict], curves: list[dict], group_by: 
     return path
 
 
+def plot_performance_profile(path: Path, records: list[dict], group_by: Sequence[str], strata_by: Sequence[str],
+                             metric: str, num_resamples: int = 2000, title: str = "") -> Path:
+    """Performance profiles (rliable): per group, the fraction of runs whose score exceeds each threshold τ
+    (averaged over the strata), with its 95% stratified bootstrap band; a curve further up and right is
+    better everywhere."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from depthrl import aggregate
+
+    scores = np.array([r["score"] for r in records], float)
+    span = float(scores.max() - scores.min()) or 1.0
+    thresholds = np.linspace(scores.min() - 0.02 * span, scores.max() + 0.02 * span, 201)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for i, (key, strata) in enumerate(group_scores(records, group_by, strata_by).items()):
+        frac, low, high = aggregate.performance_profile(list(strata.values()), thresholds, num_resamples)
+        colour, style = f"C{i % 10}", ("-", "--", ":", "-.")[i // 10 % 4]
+        ax.plot(thresholds, frac, color=colour, ls=style, label=_label(dict(zip(group_by, key, strict=True))))
+        ax.fill_between(thresholds, low, high, color=colour, alpha=0.12, step=None)
+    ax.set_xlabel(f"score τ (eval/{metric})")
+    ax.set_ylabel("fraction of runs with score > τ")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or f"Performance profiles of eval/{metric} (95% stratified bootstrap bands)", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 @dataclasses.dataclass(frozen=True)
 class SweepResult:
     cells: list[Cell]
@@ -627,6 +715,7 @@ class SweepResult:
     table: list[dict]  # aggregate rows
     curves: list[dict]
     files: list[Path]
+    improvement: list[dict] = dataclasses.field(default_factory=list)  # probability-of-improvement rows
 
     @property
     def failed(self) -> list[str]:
@@ -635,28 +724,39 @@ class SweepResult:
 
 def summarize(spec: SweepSpec, cells: list[Cell], out: Path, metric: str = "time_at_goal", last_evals: int = 1,
               group_by: Sequence[str] | None = None, num_resamples: int = 2000, title: str = "",
-              states: dict[str, dict] | None = None) -> SweepResult:
-    """Scores, aggregate table, curves, CSVs and plot of a sweep's finished cells."""
-    group_by = list(group_by) if group_by is not None else [a for a in spec.axes if a != SEED_AXIS]
+              states: dict[str, dict] | None = None, baseline: str | None = None) -> SweepResult:
+    """Scores, aggregate table, probability of improvement, curves, CSVs and plots of a sweep's finished cells."""
+    group_by = default_group_by(spec, group_by)
     strata_by = [a for a in spec.axes if a not in group_by and a != SEED_AXIS]
     records = run_records(cells, metric, last_evals)
-    table = aggregate_records(records, group_by, strata_by, num_resamples) if records else []
-    curves = curve_records(cells, metric, group_by) if records else []
-    files = []
-    if records:
-        files = [write_csv(out / "scores.csv", records), write_csv(out / "aggregate.csv", table),
-                 write_csv(out / "curves.csv", curves),
-                 plot_aggregate(out / "aggregate.png", table, curves, group_by, metric, title)]
-    return SweepResult(cells, states or {}, records, table, curves, files)
+    if not records:
+        return SweepResult(cells, states or {}, [], [], [], [])
+    table = aggregate_records(records, group_by, strata_by, num_resamples)
+    improvement = improvement_records(records, group_by, strata_by, baseline, num_resamples)
+    curves = curve_records(cells, metric, group_by)
+    files = [write_csv(out / "scores.csv", records), write_csv(out / "aggregate.csv", table)]
+    if improvement:
+        files.append(write_csv(out / "probability_of_improvement.csv", improvement))
+    files += [write_csv(out / "curves.csv", curves),
+              plot_aggregate(out / "aggregate.png", table, curves, group_by, metric, title),
+              plot_performance_profile(out / "performance_profile.png", records, group_by, strata_by, metric,
+                                       num_resamples, title and f"{title}: performance profiles")]
+    return SweepResult(cells, states or {}, records, table, curves, files, improvement)
+
+
+def default_group_by(spec: SweepSpec, group_by: Sequence[str] | None) -> list[str]:
+    """The compared axes: those given, else every axis but seed."""
+    return list(group_by) if group_by is not None else [a for a in spec.axes if a != SEED_AXIS]
 
 
 def run_sweep(spec: SweepSpec, out: Path, jobs: int = 1, ray_address: str | None = None, cpus_per_cell: float = 1.0,
               metric: str = "time_at_goal", last_evals: int = 1, group_by: Sequence[str] | None = None,
               num_resamples: int = 2000, progress: bool = True, title: str = "", executor=None,
-              reuse: Sequence[Path] = ()) -> SweepResult:
+              reuse: Sequence[Path] = (), baseline: str | None = None) -> SweepResult:
     """Validate, run the unfinished cells, aggregate. The Python entry point of `depthrl sweep` (the
     experiment scripts call it)."""
     check_options(jobs, cpus_per_cell, last_evals, num_resamples, group_by, spec)
+    check_baseline(baseline, group_by, spec)
     out = Path(out)
     cells = expand(spec, out)
     out.mkdir(parents=True, exist_ok=True)
@@ -675,7 +775,7 @@ def run_sweep(spec: SweepSpec, out: Path, jobs: int = 1, ray_address: str | None
         reporter.close(states)
         if own_executor:
             executor.close()
-    result = summarize(spec, cells, out, metric, last_evals, group_by, num_resamples, title, states)
+    result = summarize(spec, cells, out, metric, last_evals, group_by, num_resamples, title, states, baseline)
     for name in result.failed:
         state = result.states[name]
         print(f"[sweep] {name} failed (exit {state['returncode']}); log {state.get('log')}:", file=sys.stderr)
@@ -699,24 +799,40 @@ def check_options(jobs: int, cpus_per_cell: float, last_evals: int, num_resample
             raise ConfigError("--group-by", name, f"not an axis of the sweep ({', '.join(spec.axes) or 'none'})")
 
 
+def check_baseline(baseline: str | None, group_by: Sequence[str] | None, spec: SweepSpec) -> None:
+    """--baseline must be a value (as text; a bundle's label) of the first group axis."""
+    if baseline is None:
+        return
+    axes = default_group_by(spec, group_by)
+    if not axes:
+        raise ConfigError("--baseline", baseline, "needs an axis to compare along (the sweep has no group axis)")
+    values = [bundle_label(v) if isinstance(v, dict) else str(v) for v in spec.axes[axes[0]]]
+    if baseline not in values:
+        raise ConfigError("--baseline", baseline, f"not a value of the first group axis {axes[0]} "
+                                                   f"({', '.join(values)})")
+
+
 def main(args: Args) -> int:
     spec = spec_from_args(args)
     out = Path(args.out)
     group_by = None if args.group_by is None else [_norm(g) for g in args.group_by]
     if args.dry_run:
         check_options(args.jobs, args.cpus_per_cell, args.last_evals, args.bootstrap_resamples, group_by, spec)
+        check_baseline(args.baseline, group_by, spec)
         for cell in expand(spec, out):
             print(f"{cell.name}: {cell_state(cell)}  depthrl train {spec.kind} {' '.join(cell.flags)}")
         return 0
     result = run_sweep(spec, out, jobs=args.jobs, ray_address=args.ray_address, cpus_per_cell=args.cpus_per_cell,
                        metric=args.metric, last_evals=args.last_evals, group_by=group_by,
-                       num_resamples=args.bootstrap_resamples, progress=args.progress)
+                       num_resamples=args.bootstrap_resamples, progress=args.progress, baseline=args.baseline)
     for row in result.table:
         keys = [k for k in row if k not in ("strata", "runs", "mean", "std", "median", "iqm", "iqm_low",
                                             "iqm_high", "min", "max")]
         label = ", ".join(f"{k}={row[k]}" for k in keys) or "all"
         print(f"{label}: IQM {args.metric} {row['iqm']:.3f} [{row['iqm_low']:.3f}, {row['iqm_high']:.3f}] "
               f"over {row['runs']} runs")
+    for row in result.improvement:
+        print(improvement_line(row))
     if result.files:
         print("wrote " + ", ".join(str(p) for p in result.files))
     if result.failed:

@@ -17,6 +17,7 @@ from depthrl.losses.value_dist import (
     CRITIC_LOSSES,
     ValueSupport,
     c51_project,
+    clip_range,
     cross_entropy,
     expected_value,
     hl_gauss_target,
@@ -334,6 +335,39 @@ def test_out_of_support_fraction():
     assert float(out_of_support_fraction(jnp.array([2000.0, -5.0]), SYMLOG_SUPPORT)) == pytest.approx(0.5)
     noisy = np.random.default_rng(2).normal(size=20_000) * 10.0  # P(|N(0,1)| > 1) = 0.3173
     assert float(out_of_support_fraction(noisy, SUPPORT)) == pytest.approx(0.3173, abs=0.015)
+
+
+def test_out_of_support_counts_the_outer_half_bins_for_two_hot_and_c51():
+    # SUPPORT: [-10, 10], 51 bins of width 20/51, so the extreme centres are ±(10 − 10/51) = ±9.80392.
+    assert clip_range(SUPPORT, "two-hot") == pytest.approx((-9.80392, 9.80392), abs=1e-5)
+    assert clip_range(SUPPORT, "c51") == clip_range(SUPPORT, "two-hot")
+    assert clip_range(SUPPORT, "hl-gauss") == clip_range(SUPPORT) == (-10.0, 10.0)
+    y = jnp.array([-9.9, -9.8, 0.0, 9.8, 9.85, 10.0])  # -9.9, 9.85 and 10.0 lie in the outer half-bins
+    for loss, expected in (("mse", 0.0), ("hl-gauss", 0.0), ("two-hot", 3 / 6), ("c51", 3 / 6)):
+        assert float(out_of_support_fraction(y, SUPPORT, loss)) == pytest.approx(expected), loss
+    # symlog: the last centre is symexp(symlog(1000) − Δ/2) = e^6.84035 − 1 = 933.82, Δ = 2·log(1001)/101.
+    top = math.expm1(math.log1p(1000.0) - math.log1p(1000.0) / 101)
+    assert top == pytest.approx(933.82, abs=0.01)
+    assert clip_range(SYMLOG_SUPPORT, "two-hot")[1] == pytest.approx(top, rel=1e-6)
+    assert float(out_of_support_fraction(jnp.array([950.0, 900.0]), SYMLOG_SUPPORT, "two-hot")) == 0.5
+    assert float(out_of_support_fraction(jnp.array([950.0, 900.0]), SYMLOG_SUPPORT, "mse")) == 0.0
+
+
+def test_a_target_is_counted_out_of_support_exactly_when_its_loss_clips_it():
+    y = jnp.linspace(-10.5, 10.5, 211)
+    decoded = jnp.sum(two_hot_target(y, SUPPORT) * SUPPORT.centers, axis=-1)  # = y unless y was clipped
+    clipped = np.abs(np.asarray(decoded - y)) > 1e-4
+    flagged = [bool(out_of_support_fraction(v, SUPPORT, "two-hot")) for v in y]
+    assert flagged == clipped.tolist() and 0 < clipped.sum() < len(y)
+    # C51: all mass on atom j moves to r + γ·c_j; the projection keeps its mean unless it clipped the atom.
+    gamma, j = 0.9, np.arange(SUPPORT.num_bins)
+    for r in (-1.5, 0.0, 0.8, 1.2):
+        scalar = r + gamma * SUPPORT.centers
+        projected = c51_project(jax.nn.one_hot(j, SUPPORT.num_bins), jnp.full(j.shape, r), jnp.full(j.shape, gamma),
+                                SUPPORT)
+        clipped = np.abs(np.asarray(projected @ SUPPORT.centers) - scalar) > 1e-4
+        flagged = [bool(out_of_support_fraction(v, SUPPORT, "c51")) for v in scalar]
+        assert flagged == clipped.tolist()
 
 
 # --- value_loss ------------------------------------------------------------------------------------

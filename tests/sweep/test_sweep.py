@@ -69,9 +69,10 @@ def test_cli_exit_code_and_dry_run(tmp_path, capsys):
 class FakeExecutor:
     """Records what it is asked to run and 'runs' it by writing the run's files (as a finished train run)."""
 
-    def __init__(self, cells):
+    def __init__(self, cells, per_seed=None):
         self.cells = {str(c.run_dir): c for c in cells}
         self.calls = []
+        self.per_seed = per_seed  # cell -> the seeds' time at goal at every evaluation (default: one seed, e/10)
 
     def submit(self, argv, log_path):
         self.calls.append(argv)
@@ -81,6 +82,9 @@ class FakeExecutor:
         config = dataclasses.asdict(sweep.parse_train_flags("crl", list(cell.flags)))  # as the train command does
         (Path(run_dir) / "config.json").write_text(json.dumps(config))
         rows = [{"epoch": e, "env_steps": e * 100, "eval/time_at_goal": e / 10} for e in range(1, cell.num_epochs + 1)]
+        if self.per_seed is not None:
+            for r in rows:
+                r["eval/time_at_goal_per_seed"] = self.per_seed(cell)
         (Path(run_dir) / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         Path(log_path).write_text("ok")
@@ -146,6 +150,44 @@ def test_scores_are_the_mean_of_the_last_evaluations_per_seed():
     assert table[4]["strata"] == 2 and table[4]["runs"] == 3 and table[16]["iqm"] == pytest.approx(0.5)
 
 
+def test_probability_of_improvement_pairs_along_the_first_group_axis():
+    records = [{"depth": d, "width": w, "score": s} for d, w, scores in
+               [(4, 16, [0.1, 0.2]), (8, 16, [0.3, 0.4]), (16, 16, [0.2, 0.3]), (4, 32, [0.5]), (8, 32, [0.4])]
+               for s in scores]
+    rows = sweep.improvement_records(records, ["depth", "width"], [], num_resamples=200)
+    pairs = {(r["width"], r["depth"], r["vs_depth"]): r for r in rows}
+    assert list(pairs) == [(16, 8, 4), (16, 16, 4), (16, 16, 8), (32, 8, 4)]  # later value vs each earlier one
+    assert pairs[16, 8, 4]["prob_improvement"] == 1.0 and pairs[32, 8, 4]["prob_improvement"] == 0.0
+    assert pairs[16, 16, 4]["prob_improvement"] == pytest.approx(3.5 / 4)  # 0.2 ties 0.2 and beats 0.1; 0.3 wins
+    assert pairs[16, 16, 8]["runs"] == 2 and pairs[16, 16, 8]["vs_runs"] == 2
+    based = sweep.improvement_records(records, ["depth", "width"], [], baseline="16", num_resamples=200)
+    assert [(r["width"], r["depth"], r["vs_depth"]) for r in based] == [(16, 4, 16), (16, 8, 16)]
+    assert sweep.improvement_records(records, [], []) == []
+
+
+def test_sweep_writes_probability_of_improvement_and_performance_profiles(tmp_path, capsys):
+    spec = tiny_spec(variant=({"name": "base"}, {"name": "deep", "depth": 8}), batch_size=(32, 64))
+    scores = {("base", 32): [0.1, 0.3], ("base", 64): [0.5, 0.5], ("deep", 32): [0.2, 0.3], ("deep", 64): [0.5, 0.6]}
+    executor = FakeExecutor(sweep.expand(spec, tmp_path),
+                            per_seed=lambda c: scores[c.values["variant"], c.values["batch_size"]])
+    result = sweep.run_sweep(spec, tmp_path, group_by=["variant"], baseline="base", executor=executor,
+                             progress=False, num_resamples=200)
+    table = {r["variant"]: r for r in result.table}
+    assert table["deep"]["strata"] == 2 and table["deep"]["iqm"] == pytest.approx((0.3 + 0.5) / 2)  # trimmed mean
+    (row,) = result.improvement
+    # Per batch size (the stratum): 32 gives 2.5 / 4 (two wins, a tie), 64 gives 3 / 4 (two ties, two wins).
+    assert (row["variant"], row["vs_variant"], row["strata"]) == ("deep", "base", 2)
+    assert row["prob_improvement"] == pytest.approx((2.5 / 4 + 3 / 4) / 2)
+    assert row["prob_improvement_low"] <= row["prob_improvement"] <= row["prob_improvement_high"]
+    assert sweep.improvement_line(row).startswith("P(variant=deep > variant=base): 0.69 [95% CI ")
+    assert (tmp_path / "probability_of_improvement.csv").read_text().startswith(
+        "variant,vs_variant,strata,runs,vs_runs,prob_improvement,prob_improvement_low,prob_improvement_high\n")
+    assert (tmp_path / "performance_profile.png").stat().st_size > 10_000
+    dry = ["sweep", "--axis", "depth=4,8", "--out", str(tmp_path / "x"), "--dry-run"]
+    assert cli.main([*dry, "--baseline", "16"]) == 2
+    assert "--baseline" in capsys.readouterr().err
+
+
 def seed_spec() -> sweep.SweepSpec:
     """Two cells that differ only by base seed (2 vmapped seeds each), with a compile cache: the same programs,
     so the second process and a resumed one load them instead of compiling."""
@@ -185,6 +227,8 @@ def test_real_cells_run_as_processes_and_are_aggregated(real_sweep):
     assert row["iqm"] <= row["iqm_high"] <= max(scores)
     assert (out / "aggregate.csv").read_text().startswith("strata,runs,mean")
     assert (out / "aggregate.png").stat().st_size > 10_000 and (out / "curves.csv").exists()
+    assert (out / "performance_profile.png").stat().st_size > 10_000
+    assert not (out / "probability_of_improvement.csv").exists()  # one group: nothing to compare
     assert json.loads((out / "sweep.json").read_text())["axes"] == {"seed": [0, 1]}
 
 

@@ -1,6 +1,7 @@
 """depthrl eval / render / compare on tiny trained runs (tests/tools/conftest.py)."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -76,6 +77,27 @@ def test_render_writes_an_animated_gif(trained_runs, tmp_path, capsys):
     assert np.abs(first - last).sum() > 0  # the paths are drawn as the episode goes on
     with pytest.raises(ConfigError, match="--out"):
         render_cli.main(render_cli.Args(run_dir=str(trained_runs[0]), out=str(tmp_path / "x.png")))
+
+
+def test_render_to_an_unwritable_out_fails_at_start_naming_it(tmp_path, monkeypatch, capsys):
+    def no_rendering(args):
+        raise AssertionError("rendered before checking --out")
+
+    monkeypatch.setattr(render_cli, "rollout", no_rendering)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    assert cli.main(["render", str(tmp_path), "--out", str(blocker / "policy.gif")]) == 2  # its folder is a file
+    err = capsys.readouterr().err
+    assert "--out" in err and "cannot be written" in err and "Traceback" not in err
+    (tmp_path / "folder.gif").mkdir()
+    with pytest.raises(ConfigError, match="--out.*is a folder"):
+        render_cli.main(render_cli.Args(run_dir=str(tmp_path), out=str(tmp_path / "folder.gif")))
+    if os.geteuid() != 0:  # root writes anywhere: a read-only folder stops only other users
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(ConfigError, match="--out"):
+            render_cli.main(render_cli.Args(run_dir=str(tmp_path), out=str(locked / "policy.gif")))
+    assert not list(tmp_path.glob(".*.probe"))  # the probe file is removed
 
 
 def test_compare_table_and_plot(trained_runs, tmp_path, capsys):

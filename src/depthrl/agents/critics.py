@@ -178,7 +178,7 @@ class TwinCritic:
         q = self.values(outputs)
         aux = {"critic/q": jnp.mean(q), "critic/td_target": jnp.mean(y),
                "critic/td_error": jnp.mean(jnp.abs(q - y[None])),
-               "critic/out_of_support": vd.out_of_support_fraction(y, self.support),
+               "critic/out_of_support": vd.out_of_support_fraction(y, self.support, self.loss),
                "critic/reward": jnp.mean(reward)}
         return jnp.sum(jnp.mean(per_example, axis=-1)), aux
 

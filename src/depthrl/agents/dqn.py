@@ -164,7 +164,7 @@ class DQN:
             per_example = scalar_target_loss(out, y, c)
         aux = {"critic/q": jnp.mean(q_taken), "critic/td_target": jnp.mean(y),
                "critic/td_abs_error": jnp.mean(jnp.abs(jax.lax.stop_gradient(q_taken) - y))}
-        aux["critic/out_of_support"] = vd.out_of_support_fraction(y, c.support)
+        aux["critic/out_of_support"] = vd.out_of_support_fraction(y, c.support, c.critic_loss)
         return jnp.mean(per_example), aux
 
     def update(self, state: DQNState, batch: dict[str, jax.Array], key: jax.Array) -> tuple[DQNState, dict]:

@@ -304,14 +304,26 @@ def mse_loss(prediction: jax.Array, target: jax.Array) -> jax.Array:
     return 0.5 * jnp.square(prediction - jax.lax.stop_gradient(target))
 
 
-def out_of_support_fraction(y: jax.Array, support: ValueSupport) -> jax.Array:
-    """Fraction of scalar targets strictly outside [v_min, v_max] (value space), which targets clip.
+def clip_range(support: ValueSupport, loss: str = "mse") -> tuple[float, float]:
+    """The values (value space) a critic loss represents without clipping: [v_min, v_max] for "mse" and
+    "hl-gauss" (HL-Gauss clips y to the support's edges), [c_0, c_{B−1}] for "two-hot" and "c51", whose
+    targets are clipped to the first and last bin centre, half a bin inside the edges."""
+    if loss in ("two-hot", "c51"):
+        return float(support.center_values[0]), float(support.center_values[-1])
+    return float(support.v_min), float(support.v_max)
 
+
+def out_of_support_fraction(y: jax.Array, support: ValueSupport, loss: str = "mse") -> jax.Array:
+    """Fraction of scalar targets strictly outside `clip_range(support, loss)`: those the loss clips.
+
+    For "two-hot" and "c51" that includes the outer half-bins (c_{B−1}, v_max] and [v_min, c_0); for "c51"
+    y is the scalar TD target r + γ·E[Z(s', a')], the mean of the distribution before its projection.
     A fraction well above 0 means the support is too narrow and the critic cannot represent the values:
     log it and warn the user. y: [...]. Returns [] float32 (mean over all elements).
     """
     y = _as_float(y)
-    outside = (y < support.v_min) | (y > support.v_max)
+    low, high = clip_range(support, loss)
+    outside = (y < low) | (y > high)
     return jnp.mean(outside.astype(jnp.float32))
 
 

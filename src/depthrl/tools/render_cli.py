@@ -14,7 +14,7 @@ from typing import Annotated
 
 import tyro
 
-from depthrl.errors import ConfigError, check_positive
+from depthrl.errors import ConfigError, check_positive, check_writable_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,7 +22,7 @@ class Args:
     run_dir: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="RUN_DIR")]
     """The run directory (written by `depthrl train`)."""
     out: str | None = None
-    """GIF file to write (None: RUN_DIR/plots/policy.gif)."""
+    """GIF file to write (None: RUN_DIR/plots/policy.gif); checked to be writable before anything is rendered."""
     checkpoint: int | None = None
     """Checkpoint to animate, by epoch (None: the newest intact one)."""
     episodes: int = 4
@@ -124,8 +124,10 @@ def write_gif(layout, positions, goals, at_goal, path: Path, fps: int, max_frame
 
 def main(args: Args) -> int:
     args.validate()
-    layout, positions, goals, at_goal, title = rollout(args)
     out = Path(args.out) if args.out else Path(args.run_dir) / "plots" / "policy.gif"
+    if args.out or Path(args.run_dir).is_dir():  # a missing RUN_DIR is reported by rollout, not created here
+        check_writable_file("--out", out)
+    layout, positions, goals, at_goal, title = rollout(args)
     frames = write_gif(layout, positions, goals, at_goal, out, args.fps, args.max_frames, title)
     final = float(at_goal[-1].mean())
     print(f"wrote {out} ({frames} frames, {positions.shape[1]} episodes; at goal on the last step: {final:.2f})")

@@ -43,6 +43,16 @@ class RunArgs:
     """Checkpoints kept (the newest ones)."""
     tensorboard: bool = True
     """Write TensorBoard events to RUN_DIR/tb."""
+    wandb_project: str | None = None
+    """Also log to Weights & Biases, in this project: the metrics TensorBoard gets, the config and the plots
+    (files in RUN_DIR/wandb; WANDB_MODE=offline keeps them local). Needs `pip install -c requirements.lock -e
+    '.[wandb]'`."""
+    wandb_entity: str | None = None
+    """W&B entity (user or team) of --wandb-project (default: W&B's own default)."""
+    wandb_group: str | None = None
+    """W&B group of the run (e.g. one per sweep), with --wandb-project."""
+    wandb_tags: tuple[str, ...] = ()
+    """W&B tags of the run, with --wandb-project."""
     plots: bool = True
     """Write plots to RUN_DIR/plots at the end."""
     progress: bool = True
@@ -51,6 +61,8 @@ class RunArgs:
     """On a non-finite loss, gradient or parameter, drop that epoch's update (keep its data) instead of stopping."""
     compile_cache: bool = True
     """Keep compiled programs in ~/.cache/depthrl so a rerun with the same shapes does not recompile."""
+    compile_cache_max_mb: float = 1024.0
+    """Size cap of the compile cache in MiB: least recently used programs are deleted to stay under it."""
     memory_check: bool = True
     """Refuse a run whose estimated peak memory exceeds the device's free memory (see `depthrl estimate`)."""
 
@@ -81,6 +93,12 @@ def validate_config(args: Any) -> None:
         check_args(args)
     if args.keep_checkpoints < 1:
         raise ConfigError("--keep-checkpoints", args.keep_checkpoints, "must be >= 1")
+    from depthrl.training import wandb_log
+
+    wandb_log.check(args)
+    if not args.compile_cache_max_mb > 0:
+        raise ConfigError("--compile-cache-max-mb", args.compile_cache_max_mb,
+                          "must be > 0 (--no-compile-cache turns the cache off)")
     presets = getattr(command_module(args.kind), "PRESETS", {})
     if args.preset is not None and args.preset not in presets:
         raise ConfigError("--preset", args.preset, f"choose one of {', '.join(presets)}")
@@ -133,7 +151,8 @@ def resolve_resume(args: Any) -> Any:
                                progress=args.progress, plots=args.plots, **shell)
 
 
-_RESUMABLE_SHELL_FLAGS = ("keep_checkpoints", "tensorboard", "skip_non_finite", "compile_cache", "memory_check")
+_RESUMABLE_SHELL_FLAGS = ("keep_checkpoints", "tensorboard", "skip_non_finite", "compile_cache", "compile_cache_max_mb",
+                          "memory_check", "wandb_project", "wandb_entity", "wandb_group", "wandb_tags")
 
 
 def _stored_kind(run_dir: Path) -> str | None:
@@ -162,13 +181,13 @@ def run(args: Any) -> int:
     if args.compile_cache:
         from depthrl import compile_cache
 
-        compile_cache.enable()
+        compile_cache.enable(max_mb=args.compile_cache_max_mb)
     trainer = build(args)
     _check_cost(args, trainer)
     options = runner.RunOptions(run_dir=Path(args.run_dir), overwrite=args.overwrite, resume=args.resume is not None,
                                 keep_checkpoints=args.keep_checkpoints, tensorboard=args.tensorboard,
                                 plots=args.plots, progress=args.progress, skip_non_finite=args.skip_non_finite)
-    rows = runner.train(trainer, runner.to_dict(args), options, plot_fn=plot_run)
+    rows = _train_logged(args, trainer, options, plot_run)
     if rows:
         last = rows[-1]
         if "eval/success" in last:  # goal envs
@@ -179,6 +198,22 @@ def run(args: Any) -> int:
         print(f"final eval: {headline}  ({last['env_steps']:,} env steps, {last['wall_time']:.0f} s)")
     print(f"run directory: {options.run_dir}  (plots in {options.run_dir / 'plots'})")
     return 0
+
+
+def _train_logged(args: Any, trainer: Trainer, options: runner.RunOptions, plot_fn) -> list[dict]:
+    """runner.train, with a W&B run next to TensorBoard when --wandb-project is given (its plots at the end)."""
+    from depthrl.training import wandb_log
+
+    if args.wandb_project is None:
+        return runner.train(trainer, runner.to_dict(args), options, plot_fn=plot_fn)
+    writer = wandb_log.start(args, runner.to_dict(args))
+    try:
+        rows = runner.train(trainer, runner.to_dict(args), dataclasses.replace(options, extra_writers=(writer,)),
+                            plot_fn=plot_fn)
+        writer.log_plots(options.run_dir / "plots")
+    finally:
+        writer.close()
+    return rows
 
 
 def _check_cost(args: Any, trainer: Trainer) -> None:

@@ -210,6 +210,9 @@ class RunOptions:
     plots: bool = True
     progress: bool = True
     skip_non_finite: bool = False
+    # More writers of the evaluation rows, with TensorBoard's add_scalar(tag, value, step) and flush() (W&B);
+    # their owner closes them.
+    extra_writers: tuple = ()
 
 
 def _progress(enabled: bool):
@@ -272,6 +275,7 @@ def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None
     # On resume, TensorBoard drops the events the killed process logged after the checkpoint.
     writer = _tensorboard(run_dir, options.tensorboard,
                           purge_step=int(np.asarray(state.env_steps)[0]) + 1 if options.resume else None)
+    writers = [w for w in (writer, *options.extra_writers) if w is not None]
     window: list[dict] = []
     stats = ""
     warned: set[str] = set()  # metrics already warned about (once per run)
@@ -305,7 +309,7 @@ def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None
                 done = epoch + 1
                 if done % cfg.epochs_per_eval == 0 or done == cfg.num_epochs:
                     row = _evaluate_and_log(trainer, eval_fn, diag_fn, state, window, done, t_start, rows, run_dir,
-                                            writer, timings, skipped)
+                                            writers, timings, skipped)
                     for message in out_of_support_warnings(row, warned):
                         print(message, file=sys.stderr)
                     window = []
@@ -444,7 +448,7 @@ def _write_divergence(run_dir: Path, report: dict, metrics: dict, diverged: Trai
     (run_dir / "divergence.json").write_text(json.dumps(json_safe(data), indent=1))
 
 
-def _evaluate_and_log(trainer, eval_fn, diag_fn, state: TrainState, window, epoch, t_start, rows, run_dir, writer,
+def _evaluate_and_log(trainer, eval_fn, diag_fn, state: TrainState, window, epoch, t_start, rows, run_dir, writers,
                       timings: dict[str, float], skipped_updates: int = 0) -> dict:
     cfg = trainer.config
     eval_metrics, _, _ = eval_fn(state.agent.params, eval_keys(cfg.seed, cfg.num_seeds, epoch))
@@ -460,7 +464,7 @@ def _evaluate_and_log(trainer, eval_fn, diag_fn, state: TrainState, window, epoc
     with open(run_dir / METRICS_FILE, "a") as f:
         f.write(json.dumps(row) + "\n")
         f.flush()
-    if writer is not None:
+    for writer in writers:  # TensorBoard, W&B: every finite scalar of the row at its env-step count
         for k, v in row.items():
             if isinstance(v, float) and math.isfinite(v):
                 writer.add_scalar(k, v, row["env_steps"])
