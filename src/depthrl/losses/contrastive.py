@@ -19,9 +19,27 @@ OBJECTIVES = ("forward_infonce", "backward_infonce", "symmetric_infonce", "binar
 _L2_EPS = 1e-12
 
 
+def _matmul_t(a: jax.Array, b: jax.Array) -> jax.Array:
+    """a [B, D] @ b [B', D]ᵀ at full float32 precision (not TF32/bf16 passes, whatever --matmul-precision says).
+
+    The energies' only matmul: B·B'·D multiply-adds, small next to the networks, so full precision costs little.
+    (Tests replace this function to emulate a TF32 matmul on a CPU.)
+    """
+    return jnp.matmul(a, b.T, precision=jax.lax.Precision.HIGHEST)
+
+
 def _squared_distances(sa: jax.Array, g: jax.Array) -> jax.Array:
-    """‖sa_i − g_j‖² for all pairs via ‖a‖² + ‖b‖² − 2 a·b (one matmul instead of a [B, B, D] tensor)."""
-    sq = jnp.sum(sa**2, -1)[:, None] + jnp.sum(g**2, -1)[None, :] - 2.0 * sa @ g.T
+    """‖sa_i − g_j‖² for all pairs via ‖a‖² + ‖b‖² − 2 a·b (one matmul instead of a [B, B', D] tensor).
+
+    Both sides are first shifted by their shared mean c (distances do not change): the matmul form cancels
+    ‖a‖² + ‖b‖² against 2 a·b, so its rounding error grows with ‖a‖·‖b‖. Representations whose norms drift
+    by a common offset o (‖o‖ = 100 at D = 64) would otherwise lose the distance to rounding: TF32-rounded
+    inputs gave errors of ~1 on −‖φ − ψ‖; centred, the error depends on the spread of φ and ψ only.
+    c is held fixed in the backward pass: the distance does not depend on it, so the gradient is unchanged.
+    """
+    c = jax.lax.stop_gradient((jnp.sum(sa, 0) + jnp.sum(g, 0)) / (sa.shape[0] + g.shape[0]))
+    sa, g = sa - c, g - c
+    sq = jnp.sum(sa**2, -1)[:, None] + jnp.sum(g**2, -1)[None, :] - 2.0 * _matmul_t(sa, g)
     return jnp.maximum(sq, 0.0)
 
 
@@ -43,10 +61,24 @@ def energy_matrix(sa_repr: jax.Array, g_repr: jax.Array, energy: str, temperatur
     if energy == "l2_squared":
         return -_squared_distances(sa_repr, g_repr)
     if energy == "dot":
-        return sa_repr @ g_repr.T
+        return _matmul_t(sa_repr, g_repr)
     if energy == "cosine":
-        return _unit(sa_repr) @ _unit(g_repr).T / temperature
+        return _matmul_t(_unit(sa_repr), _unit(g_repr)) / temperature
     raise ValueError(f"unknown energy {energy!r}; choose one of {ENERGIES}")
+
+
+def critic_logits(sa_repr: jax.Array, g_repr: jax.Array, energy: str, temperature: float = 1.0) -> jax.Array:
+    """The critic's square logits matrix L_ij = E(φ_i, ψ_j), positives on the diagonal: [B, D] x [B, D] -> [B, B].
+
+    Off the diagonal, `energy_matrix`; on it, `energy_pairwise` (the exact difference form, no matmul), so the
+    positives are the very numbers the actor uses as Q, exact whatever precision the matmul runs at. A positive
+    pair is close (small ‖φ − ψ‖), where the matmul form's absolute error weighs most in −sqrt(·).
+    """
+    if sa_repr.shape[0] != g_repr.shape[0]:
+        raise ValueError(f"critic_logits needs as many goals as state-actions: {sa_repr.shape} vs {g_repr.shape}")
+    index = jnp.arange(sa_repr.shape[0])
+    positives = energy_pairwise(sa_repr, g_repr, energy, temperature)
+    return energy_matrix(sa_repr, g_repr, energy, temperature).at[index, index].set(positives)
 
 
 def energy_pairwise(sa_repr: jax.Array, g_repr: jax.Array, energy: str, temperature: float = 1.0) -> jax.Array:
