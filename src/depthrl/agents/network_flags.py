@@ -34,12 +34,16 @@ class NetworkFlags:
     """How blocks are compiled: unrolled (Python loop), scan (flat compile time) or auto (by depth)."""
     remat: bool = False
     """Recompute block activations in the backward pass (less memory, ~1/3 more compute)."""
+    matmul_precision: str = "default"
+    """Float32 matmul precision of every network: default (JAX's: TF32 on A100/H100/H200 GPUs, float32 on CPUs),
+    tf32, or highest (full float32 on GPUs: slower). CPUs ignore it. CRL's energy matmul is always full float32."""
 
     def network(self, depth: int | None = None) -> NetworkConfig:
         """The torso of one network: these flags at `depth` (None: --depth)."""
         return NetworkConfig(depth=self.depth if depth is None else depth, width=self.width,
                              layers_per_block=self.layers_per_block, norm=self.norm, activation=self.activation,
-                             skip=self.skip, layout=self.network_layout, remat=self.remat)
+                             skip=self.skip, layout=self.network_layout, remat=self.remat,
+                             matmul_precision=self.matmul_precision)
 
     def validate_network(self) -> None:
         check_positive("--layers-per-block", self.layers_per_block)
