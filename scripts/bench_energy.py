@@ -5,9 +5,8 @@ whole CRL update step of the same batch. One JSON line per measurement (median o
     PYTHONPATH=src python scripts/bench_energy.py                    # B = 256 and 512, D = 64, depth 4, width 256
     PYTHONPATH=src python scripts/bench_energy.py --batch 32 --width 16 --repeats 3   # seconds
 
-On a CPU the matmul's precision changes nothing (depthrl's energy matmul runs at Precision.HIGHEST, the old
-form at the default), so only the extra elementwise work is measured; on a GPU the same script also measures
-what full float32 costs this one [B, D] x [D, B] matmul against TF32.
+Both forms run their matmul at JAX's default precision (TF32 on A100/H100/H200, float32 on a CPU); what is
+measured is the extra work of the accurate form (a mean, two subtractions, B differences for the diagonal).
 """
 
 from __future__ import annotations

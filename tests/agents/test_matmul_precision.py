@@ -57,6 +57,17 @@ def test_every_dense_of_every_agent_gets_the_precision(kind):
         assert all(p == expected for p in precisions), (name, precisions)
 
 
+def test_crl_energy_matmul_gets_the_precision():
+    spec = make_envs(EnvConfig(env="point-maze-u"))[0].spec
+    for name, expected in (("highest", (jax.lax.Precision.HIGHEST,) * 2), ("default", None)):
+        agent = CRL(CRLConfig(depth=4, width=8, repr_dim=4, batch_size=4, matmul_precision=name), spec)
+        params = agent.init(jax.random.PRNGKey(0)).params
+        sa_input, goal = jnp.ones((4, spec.state_dim + spec.action_dim)), jnp.ones((4, spec.goal_dim))
+        jaxpr = jax.make_jaxpr(agent.critic_logits)(params.sa_encoder, params.g_encoder, sa_input, goal).jaxpr
+        precisions = _dot_precisions(jaxpr)
+        assert len(precisions) == 2 * 6 + 1 and all(p == expected for p in precisions)  # 2 × (stem, 4, head), energy
+
+
 @pytest.mark.parametrize("kind", sorted(AGENTS))
 def test_bad_matmul_precision_fails_at_start_naming_the_flag(kind, tmp_path, capsys):
     assert cli_main(["train", kind, "--matmul-precision", "float64", "--run-dir", str(tmp_path / "r")]) == 2
@@ -67,7 +78,7 @@ def test_bad_matmul_precision_fails_at_start_naming_the_flag(kind, tmp_path, cap
 @pytest.fixture
 def tf32_matmul(monkeypatch):
     exact = cl._matmul_t
-    monkeypatch.setattr(cl, "_matmul_t", lambda a, b: exact(tf32(a), tf32(b)))
+    monkeypatch.setattr(cl, "_matmul_t", lambda a, b, precision: exact(tf32(a), tf32(b), precision))
 
 
 def test_crl_critic_and_actor_q_agree_under_tf32_with_drifted_representations(tf32_matmul):

@@ -92,7 +92,8 @@ def test_tf32_emulation_keeps_ten_mantissa_bits():
 def tf32_matmul(request, monkeypatch):
     """The energies' matmul sees its inputs rounded to TF32, as a GPU's TF32 matmul does."""
     exact = cl._matmul_t
-    monkeypatch.setattr(cl, "_matmul_t", lambda a, b: exact(tf32(a, request.param), tf32(b, request.param)))
+    monkeypatch.setattr(cl, "_matmul_t", lambda a, b, precision: exact(tf32(a, request.param), tf32(b, request.param),
+                                                                       precision))
     return request.param
 
 
@@ -109,7 +110,7 @@ def _drifted_representations(offset_norm: float, b: int = 128, d: int = 64, seed
 
 def _old_form_l2(phi, psi):
     """The energy before centring: ‖φ‖² + ‖ψ‖² − 2φψᵀ of the raw inputs (through the same, patched, matmul)."""
-    sq = jnp.sum(phi**2, -1)[:, None] + jnp.sum(psi**2, -1)[None, :] - 2.0 * cl._matmul_t(phi, psi)
+    sq = jnp.sum(phi**2, -1)[:, None] + jnp.sum(psi**2, -1)[None, :] - 2.0 * cl._matmul_t(phi, psi, None)
     return -jnp.sqrt(jnp.maximum(sq, 0.0) + 1e-12)
 
 

@@ -151,7 +151,8 @@ class CRL:
         """
         phi = self.sa_net.apply(sa_params, sa_input)
         psi = self.g_net.apply(g_params, goal)
-        return closs.critic_logits(phi, psi, self.config.energy, self.config.temperature), phi, psi
+        c = self.config
+        return closs.critic_logits(phi, psi, c.energy, c.temperature, c.precision), phi, psi
 
     # -- learning -------------------------------------------------------------------------------------
     def update(self, state: CRLState, batch: dict[str, jax.Array], key: jax.Array) -> tuple[CRLState, dict]:

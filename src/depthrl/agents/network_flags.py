@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from depthrl.errors import check_choice, check_positive
-from depthrl.networks.torso import LAYOUTS, NetworkConfig, check_depth
+from depthrl.networks.torso import LAYOUTS, MATMUL_PRECISIONS, NetworkConfig, check_depth
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,8 +35,13 @@ class NetworkFlags:
     remat: bool = False
     """Recompute block activations in the backward pass (less memory, ~1/3 more compute)."""
     matmul_precision: str = "default"
-    """Float32 matmul precision of every network: default (JAX's: TF32 on A100/H100/H200 GPUs, float32 on CPUs),
-    tf32, or highest (full float32 on GPUs: slower). CPUs ignore it. CRL's energy matmul is always full float32."""
+    """Precision of float32 matmuls (every network, CRL's energy): default (JAX's: TF32 on A100/H100/H200 GPUs,
+    float32 on CPUs), tf32, or highest (full float32 on GPUs: slower). CPUs ignore it."""
+
+    @property
+    def precision(self) -> str | None:
+        """--matmul-precision as a jax.lax.Precision name (None: JAX's default)."""
+        return MATMUL_PRECISIONS[self.matmul_precision]
 
     def network(self, depth: int | None = None) -> NetworkConfig:
         """The torso of one network: these flags at `depth` (None: --depth)."""

@@ -68,7 +68,8 @@ def memory_setting() -> dict:
         meaning = ("platform allocator: allocates exactly what each array needs and frees it at once (slow; "
                    "for finding true peak memory)")
     elif not preallocate:
-        meaning = "on demand: the pool grows as needed and is not returned to the GPU (no up-front reservation)"
+        meaning = ("on demand: the pool grows as needed and is not returned to the GPU (depthrl's commands set this "
+                   "unless XLA_PYTHON_CLIENT_PREALLOCATE is set; =true reserves memory up front)")
     elif fraction is None:
         meaning = f"XLA_PYTHON_CLIENT_MEM_FRACTION={fraction_text!r} is not a number: JAX will fail on a GPU"
     else:
@@ -93,8 +94,7 @@ def matmul_precision() -> dict:
     if os.environ.get("NVIDIA_TF32_OVERRIDE") == "0":
         meaning += "; NVIDIA_TF32_OVERRIDE=0 turns TF32 off in cuBLAS/cuDNN"
     return {"default": value, "meaning": meaning,
-            "note": "`depthrl train --matmul-precision` sets it per run for every network; CRL's energy matmul "
-                    "always runs at full float32"}
+            "note": "`depthrl train --matmul-precision` sets it per run for every network and CRL's energy"}
 
 
 def devices() -> dict:
