@@ -17,6 +17,7 @@ from depthrl.networks.heads import (
     ScalarHead,
     TanhGaussianHead,
     sample_tanh_gaussian,
+    squash_log_std,
     tanh_gaussian_mode,
 )
 from depthrl.networks.torso import NetworkConfig
@@ -39,15 +40,30 @@ def test_linear_heads_shapes_and_float32_outputs():
     assert scalar.shape == (3, 7)
 
 
-def test_tanh_gaussian_head_clips_log_std():
+def test_log_std_is_the_papers_smooth_tanh_rescaling():
+    """log σ = −5 + 3.5 (tanh z + 1), the paper's code's form (not a clip), by hand."""
+    z = jnp.array([0.0, 1.0, -0.5, 50.0, -50.0])
+    t1, t05 = np.tanh(1.0), np.tanh(0.5)
+    expected = [-1.5, -5 + 3.5 * (t1 + 1), -5 + 3.5 * (1 - t05), 2.0, -5.0]  # z = 0: −1.5
+    np.testing.assert_allclose(squash_log_std(z, -5.0, 2.0), expected, rtol=1e-6)
+    np.testing.assert_allclose(squash_log_std(z, -5.0, 2.0), -5 + 3.5 * (np.tanh(z) + 1), rtol=1e-6)
+    # smooth: the gradient 3.5 (1 − tanh² z) is 3.5 at 0 and small but not 0 at z = 10 (a clip gives 0 there)
+    grad = jax.vmap(jax.grad(lambda x: squash_log_std(x, -5.0, 2.0)))(jnp.array([0.0, 3.0, 10.0, -10.0]))
+    np.testing.assert_allclose(grad, 3.5 / np.cosh([0.0, 3.0, 10.0, -10.0]) ** 2, rtol=1e-4)  # 2.9e-8 at ±10
+    assert bool(jnp.all(grad > 0))
+
+
+def test_tanh_gaussian_head_squashes_its_log_std_output():
     head = TanhGaussianHead(4, log_std_min=-5.0, log_std_max=2.0)
     params, (mean, log_std) = _init_apply(head, H)
     assert mean.shape == log_std.shape == (3, 7, 4)
-    for bias, expected in ((100.0, 2.0), (-100.0, -5.0)):
-        params = jax.tree.map(lambda p: p, params)
+    z = H.astype(jnp.float32) @ params["log_std"]["kernel"] + params["log_std"]["bias"]
+    np.testing.assert_allclose(log_std, -5 + 3.5 * (np.tanh(z) + 1), rtol=1e-5, atol=1e-5)
+    assert abs(float(jnp.mean(log_std)) + 1.5) < 0.5  # about −1.5 at init (z is O(1) around 0)
+    for bias, expected in ((100.0, 2.0), (-100.0, -5.0)):  # saturates at the ends of (−5, 2)
         params["log_std"]["bias"] = jnp.full((4,), bias)
-        _, clipped = head.apply({"params": params}, H)
-        np.testing.assert_array_equal(clipped, expected)
+        _, saturated = head.apply({"params": params}, H)
+        np.testing.assert_allclose(saturated, expected, atol=1e-6)
 
 
 def test_tanh_gaussian_log_prob_matches_the_change_of_variables_density():

@@ -1,11 +1,13 @@
 """Every invalid value fails before any compute with a message naming its flag."""
 
 import dataclasses
+import json
 
 import pytest
 
 from depthrl.cli import main as cli_main
 from depthrl.errors import ConfigError
+from depthrl.training import runner
 from depthrl.training.command import validate
 
 
@@ -25,6 +27,7 @@ from depthrl.training.command import validate
     ("agent", "activation", "sigmoid", "--activation"),
     ("agent", "network_layout", "loop", "--network-layout"),
     ("agent", "logsumexp_coef", -0.1, "--logsumexp-coef"),
+    ("agent", "matmul_precision", "float64", "--matmul-precision"),
     ("train", "num_envs", 0, "--num-envs"),
     ("train", "unroll_length", 1, "--unroll-length"),
     ("train", "sgd_steps_per_collect", 0, "--sgd-steps-per-collect"),
@@ -68,5 +71,16 @@ def test_cli_help_lists_every_flag(capsys):
     text = capsys.readouterr().out
     for flag in ("--depth", "--critic-depth", "--actor-depth", "--energy", "--objective", "--num-envs",
                  "--unroll-length", "--sgd-steps-per-collect", "--num-seeds", "--run-dir", "--resume",
-                 "--overwrite", "--layout", "--stitching", "--preset", "--remat"):
+                 "--overwrite", "--layout", "--stitching", "--preset", "--remat", "--matmul-precision"):
         assert flag in text, flag
+
+
+def test_matmul_precision_is_recorded_in_config_json(tiny_args):
+    args = tiny_args()
+    args = dataclasses.replace(args, agent=dataclasses.replace(args.agent, matmul_precision="highest"))
+    validate(args)
+    stored = json.loads(json.dumps(runner.to_dict(args)))
+    assert stored["agent"]["matmul_precision"] == "highest"
+    assert runner.from_dict(type(args), stored).agent.matmul_precision == "highest"
+    del stored["agent"]["matmul_precision"]  # a config.json written before the flag existed loads as "default"
+    assert runner.from_dict(type(args), stored).agent.matmul_precision == "default"

@@ -122,7 +122,10 @@ class CriticNetwork(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         h = ResidualTorso(self.config, name="torso")(x)
-        return CategoricalValueHead(self.num_bins, name="head")(h) if self.num_bins else ScalarHead(name="head")(h)
+        precision = self.config.precision
+        if self.num_bins:
+            return CategoricalValueHead(self.num_bins, precision, name="head")(h)
+        return ScalarHead(precision, name="head")(h)
 
 
 @dataclasses.dataclass(frozen=True)

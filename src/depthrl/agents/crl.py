@@ -143,6 +143,17 @@ class CRL:
         psi = self.g_net.apply(params.g_encoder, goal)
         return closs.energy_pairwise(phi, psi, self.config.energy, self.config.temperature)
 
+    def critic_logits(self, sa_params: Any, g_params: Any, sa_input: jax.Array,
+                      goal: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(logits [B, B], φ [B, repr_dim], ψ [B, repr_dim]) of sa_input [B, S + A] and goal [B, G].
+
+        The diagonal (positives) is computed as `q_value` computes Q, so critic and actor agree exactly.
+        """
+        phi = self.sa_net.apply(sa_params, sa_input)
+        psi = self.g_net.apply(g_params, goal)
+        c = self.config
+        return closs.critic_logits(phi, psi, c.energy, c.temperature, c.precision), phi, psi
+
     # -- learning -------------------------------------------------------------------------------------
     def update(self, state: CRLState, batch: dict[str, jax.Array], key: jax.Array) -> tuple[CRLState, dict]:
         """One SGD step on critic, actor and α. batch: state [B, S], action [B, A], goal [B, G]."""
@@ -152,16 +163,17 @@ class CRL:
 
         def critic_loss_fn(critic_params):
             sa_params, g_params = critic_params
-            phi = self.sa_net.apply(sa_params, sa_input)
-            psi = self.g_net.apply(g_params, batch["goal"])
-            logits = closs.energy_matrix(phi, psi, c.energy, c.temperature)
+            logits, phi, psi = self.critic_logits(sa_params, g_params, sa_input, batch["goal"])
             per_row = closs.contrastive_loss(logits, c.objective) + c.logsumexp_coef * closs.logsumexp_penalty(
                 logits)
             diag = jnp.diagonal(logits)
             off_diag_mean = (jnp.sum(logits) - jnp.sum(diag)) / (logits.size - diag.size)
             aux = {"critic/accuracy": jnp.mean(closs.logits_accuracy(logits)),
                    "critic/logits_pos": jnp.mean(diag), "critic/logits_neg": off_diag_mean,
-                   "critic/logsumexp": jnp.mean(jax.nn.logsumexp(logits, axis=1))}
+                   "critic/logsumexp": jnp.mean(jax.nn.logsumexp(logits, axis=1)),
+                   # Mean ‖φ‖ and ‖ψ‖: the energy sees only φ − ψ, so a drift shared by both shows only here.
+                   "critic/phi_norm": jnp.mean(jnp.linalg.norm(phi, axis=-1)),
+                   "critic/psi_norm": jnp.mean(jnp.linalg.norm(psi, axis=-1))}
             return jnp.mean(per_row), (aux, psi)
 
         critic_params = (params.sa_encoder, params.g_encoder)

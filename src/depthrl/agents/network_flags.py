@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from depthrl.errors import check_choice, check_positive
-from depthrl.networks.torso import LAYOUTS, NetworkConfig, check_depth
+from depthrl.networks.torso import LAYOUTS, MATMUL_PRECISIONS, NetworkConfig, check_depth
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,12 +34,21 @@ class NetworkFlags:
     """How blocks are compiled: unrolled (Python loop), scan (flat compile time) or auto (by depth)."""
     remat: bool = False
     """Recompute block activations in the backward pass (less memory, ~1/3 more compute)."""
+    matmul_precision: str = "default"
+    """Precision of float32 matmuls (every network, CRL's energy): default (JAX's: TF32 on A100/H100/H200 GPUs,
+    float32 on CPUs), tf32, or highest (full float32 on GPUs: slower). CPUs ignore it."""
+
+    @property
+    def precision(self) -> str | None:
+        """--matmul-precision as a jax.lax.Precision name (None: JAX's default)."""
+        return MATMUL_PRECISIONS[self.matmul_precision]
 
     def network(self, depth: int | None = None) -> NetworkConfig:
         """The torso of one network: these flags at `depth` (None: --depth)."""
         return NetworkConfig(depth=self.depth if depth is None else depth, width=self.width,
                              layers_per_block=self.layers_per_block, norm=self.norm, activation=self.activation,
-                             skip=self.skip, layout=self.network_layout, remat=self.remat)
+                             skip=self.skip, layout=self.network_layout, remat=self.remat,
+                             matmul_precision=self.matmul_precision)
 
     def validate_network(self) -> None:
         check_positive("--layers-per-block", self.layers_per_block)

@@ -90,7 +90,7 @@ class CategoricalPolicy(nn.Module):
     def __call__(self, obs: jax.Array) -> jax.Array:
         h = ResidualTorso(self.config, name="torso")(obs).astype(jnp.float32)
         return nn.Dense(self.num_actions, kernel_init=nn.initializers.variance_scaling(1e-4 / 3, "fan_in", "uniform"),
-                        name="head")(h)
+                        precision=self.config.precision, name="head")(h)
 
 
 @struct.dataclass

@@ -62,7 +62,7 @@ class DeterministicPolicy(nn.Module):
     def __call__(self, obs: jax.Array) -> jax.Array:
         h = ResidualTorso(self.config, name="torso")(obs).astype(jnp.float32)
         head = nn.Dense(self.action_dim, dtype=jnp.float32, kernel_init=kernel_init, bias_init=bias_init,
-                        name="head")
+                        precision=self.config.precision, name="head")
         return jnp.tanh(head(h))
 
 

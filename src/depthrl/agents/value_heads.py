@@ -79,7 +79,7 @@ class ValueNetwork(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         h = ResidualTorso(self.config, name="torso")(x)
         bins = max(self.num_bins, 1)
-        out = CategoricalValueHead(self.num_outputs * bins, name="head")(h)
+        out = CategoricalValueHead(self.num_outputs * bins, self.config.precision, name="head")(h)
         if self.num_bins == 0:
             return out
         return out.reshape(out.shape[:-1] + (self.num_outputs, self.num_bins))

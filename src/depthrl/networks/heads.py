@@ -17,54 +17,72 @@ import jax.numpy as jnp
 from depthrl.networks.torso import NetworkConfig, ResidualTorso, bias_init, kernel_init
 
 
-def _head_dense(features: int, name: str | None = None) -> nn.Dense:
-    return nn.Dense(features, dtype=jnp.float32, kernel_init=kernel_init, bias_init=bias_init, name=name)
+def _head_dense(features: int, precision: str | None, name: str | None = None) -> nn.Dense:
+    return nn.Dense(features, dtype=jnp.float32, kernel_init=kernel_init, bias_init=bias_init,
+                    precision=precision, name=name)
 
 
 class RepresentationHead(nn.Module):
     """Linear map to a ``dim``-dimensional representation (CRL's phi(s, a) and psi(g)): ``[..., dim]``."""
 
     dim: int
+    precision: str | None = None  # of the matmul: NetworkConfig.precision (None: JAX's default)
 
     @nn.compact
     def __call__(self, h: jax.Array) -> jax.Array:
-        return _head_dense(self.dim)(h.astype(jnp.float32))
+        return _head_dense(self.dim, self.precision)(h.astype(jnp.float32))
+
+
+def squash_log_std(z: jax.Array, log_std_min: float, log_std_max: float) -> jax.Array:
+    """Raw head output z -> log σ = min + ½ (max − min)(tanh z + 1), smooth in (min, max).
+
+    With the defaults −5 and 2: log σ = −5 + 3.5 (tanh z + 1), −1.5 at z = 0, as in the paper's code. Unlike a
+    clip to [min, max], the gradient is never 0, so a saturated unit can come back. Written with
+    ½ (tanh z + 1) = sigmoid(2z), each side from its own end, so that the gradient 3.5 sech² z stays non-zero
+    in float32 where tanh z rounds to ±1 (|z| > 9; the tanh form's autodiff gives exactly 0 there).
+    """
+    span = log_std_max - log_std_min
+    return jnp.where(z < 0, log_std_min + span * jax.nn.sigmoid(2.0 * z), log_std_max - span * jax.nn.sigmoid(-2.0 * z))
 
 
 class TanhGaussianHead(nn.Module):
     """``(mean, log_std)``, each ``[..., action_dim]``, of a Gaussian squashed by tanh (SAC's policy).
 
-    log_std is clipped to ``[log_std_min, log_std_max]``, as the paper's code does.
+    log_std is the log_std layer's output squashed into ``(log_std_min, log_std_max)`` by `squash_log_std`.
     """
 
     action_dim: int
     log_std_min: float = -5.0
     log_std_max: float = 2.0
+    precision: str | None = None
 
     @nn.compact
     def __call__(self, h: jax.Array) -> tuple[jax.Array, jax.Array]:
         h = h.astype(jnp.float32)
-        mean = _head_dense(self.action_dim, name="mean")(h)
-        log_std = _head_dense(self.action_dim, name="log_std")(h)
-        return mean, jnp.clip(log_std, self.log_std_min, self.log_std_max)
+        mean = _head_dense(self.action_dim, self.precision, name="mean")(h)
+        z = _head_dense(self.action_dim, self.precision, name="log_std")(h)
+        return mean, squash_log_std(z, self.log_std_min, self.log_std_max)
 
 
 class CategoricalValueHead(nn.Module):
     """Logits ``[..., num_bins]`` of a categorical value distribution (HL-Gauss / two-hot / C51)."""
 
     num_bins: int
+    precision: str | None = None
 
     @nn.compact
     def __call__(self, h: jax.Array) -> jax.Array:
-        return _head_dense(self.num_bins)(h.astype(jnp.float32))
+        return _head_dense(self.num_bins, self.precision)(h.astype(jnp.float32))
 
 
 class ScalarHead(nn.Module):
     """One scalar per example: ``[..., width] -> [...]``."""
 
+    precision: str | None = None
+
     @nn.compact
     def __call__(self, h: jax.Array) -> jax.Array:
-        return _head_dense(1)(h.astype(jnp.float32))[..., 0]
+        return _head_dense(1, self.precision)(h.astype(jnp.float32))[..., 0]
 
 
 def sample_tanh_gaussian(key: jax.Array, mean: jax.Array, log_std: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -94,7 +112,8 @@ class Encoder(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        return RepresentationHead(self.out_dim, name="head")(ResidualTorso(self.config, name="torso")(x))
+        h = ResidualTorso(self.config, name="torso")(x)
+        return RepresentationHead(self.out_dim, self.config.precision, name="head")(h)
 
 
 class GaussianPolicy(nn.Module):
@@ -105,4 +124,5 @@ class GaussianPolicy(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        return TanhGaussianHead(self.action_dim, name="head")(ResidualTorso(self.config, name="torso")(obs))
+        h = ResidualTorso(self.config, name="torso")(obs)
+        return TanhGaussianHead(self.action_dim, precision=self.config.precision, name="head")(h)

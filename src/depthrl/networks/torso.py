@@ -41,6 +41,11 @@ NORMS = ("layernorm", "rmsnorm", "none")
 ACTIVATIONS = ("swish", "relu", "gelu", "tanh")
 LAYOUTS = ("auto", "scan", "unrolled")
 DTYPES = ("float32", "bfloat16")
+# --matmul-precision -> the `precision` of every Dense (jax.lax.Precision names). default: JAX's default for
+# float32 matmuls (TF32 on A100/H100/H200 GPUs, one bfloat16 pass on TPUs, float32 on CPUs), or what
+# JAX_DEFAULT_MATMUL_PRECISION / jax.default_matmul_precision set; tf32: Precision.HIGH (TF32 on GPUs, 3
+# bfloat16 passes on TPUs); highest: Precision.HIGHEST (float32 on GPUs, 6 passes on TPUs). CPUs ignore it.
+MATMUL_PRECISIONS: dict[str, str | None] = {"default": None, "tf32": "tensorfloat32", "highest": "highest"}
 
 # layout="auto" unrolls up to this depth and scans above it. Measured on the 2-core CPU dev machine
 # (docs/benchmarks.md § 5): unrolled steps are ~10% faster than plain scan, but its compile time grows
@@ -100,6 +105,13 @@ class NetworkConfig:
     """Compute dtype of the torso: float32 | bfloat16."""
     param_dtype: str = "float32"
     """Storage dtype of the parameters: float32 | bfloat16."""
+    matmul_precision: str = "default"
+    """Precision of float32 matmuls: default | tf32 | highest (see MATMUL_PRECISIONS)."""
+
+    @property
+    def precision(self) -> str | None:
+        """The `precision` argument of every Dense of this network (None: JAX's default)."""
+        return MATMUL_PRECISIONS[self.matmul_precision]
 
     @property
     def num_blocks(self) -> int:
@@ -121,6 +133,7 @@ class NetworkConfig:
         check_choice("--layout", self.layout, LAYOUTS)
         check_choice("--dtype", self.dtype, DTYPES)
         check_choice("--param-dtype", self.param_dtype, DTYPES)
+        check_choice("--matmul-precision", self.matmul_precision, tuple(MATMUL_PRECISIONS))
         return self
 
 
@@ -140,6 +153,7 @@ def _dense(config: NetworkConfig, name: str) -> nn.Dense:
         param_dtype=jnp.dtype(config.param_dtype),
         kernel_init=kernel_init,
         bias_init=bias_init,
+        precision=config.precision,
         name=name,
     )
 

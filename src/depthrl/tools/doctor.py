@@ -1,5 +1,6 @@
-"""Check this installation: versions, devices and backend, compile cache, and a short self-check
-(a tiny network's SGD steps and a maze env's steps) ending in a PASS or FAIL verdict (exit status 0 or 1).
+"""Check this installation: versions, devices and backend, CUDA plugin, GPU memory preallocation, matmul
+precision, compile cache, and a short self-check (a tiny network's SGD steps and a maze env's steps) ending in
+a PASS or FAIL verdict (exit status 0 or 1).
 
 Example: depthrl doctor
 """
@@ -17,8 +18,9 @@ from importlib import metadata
 
 PACKAGES = ("depthrl", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tyro", "numpy", "matplotlib",
             "tensorboardX", "brax", "mujoco", "gymnax")
-ENV_VARS = ("XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION", "XLA_FLAGS", "JAX_PLATFORMS",
-            "CUDA_VISIBLE_DEVICES")
+ENV_VARS = ("XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION", "XLA_PYTHON_CLIENT_ALLOCATOR",
+            "XLA_FLAGS", "JAX_PLATFORMS", "CUDA_VISIBLE_DEVICES", "JAX_DEFAULT_MATMUL_PRECISION",
+            "NVIDIA_TF32_OVERRIDE")
 SELF_CHECK_BUDGET_S = 10.0
 
 
@@ -37,6 +39,62 @@ def versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+def cuda_plugins() -> dict:
+    """Installed JAX CUDA plugin packages (jax-cuda12-plugin, jax-cuda12-pjrt, ...) -> version; {} if none.
+
+    JAX loads a plugin only if its version equals jaxlib's, so a mismatch silently leaves JAX on the CPU.
+    """
+    found = {}
+    for dist in metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        if name.startswith("jax-cuda") and (name.endswith("-plugin") or name.endswith("-pjrt")):
+            found[name] = dist.version
+    return dict(sorted(found.items()))
+
+
+def memory_setting() -> dict:
+    """How XLA takes GPU memory, from XLA_PYTHON_CLIENT_{PREALLOCATE,MEM_FRACTION,ALLOCATOR} (JAX's defaults:
+    preallocate 75% of each GPU at its first use, BFC allocator)."""
+    preallocate = os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "true").strip().lower() not in ("false", "0")
+    fraction_text = os.environ.get("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.75")
+    allocator = os.environ.get("XLA_PYTHON_CLIENT_ALLOCATOR", "default").strip().lower()
+    try:
+        fraction = float(fraction_text)
+    except ValueError:
+        fraction = None
+    if allocator == "platform":
+        meaning = ("platform allocator: allocates exactly what each array needs and frees it at once (slow; "
+                   "for finding true peak memory)")
+    elif not preallocate:
+        meaning = ("on demand: the pool grows as needed and is not returned to the GPU (depthrl's commands set this "
+                   "unless XLA_PYTHON_CLIENT_PREALLOCATE is set; =true reserves memory up front)")
+    elif fraction is None:
+        meaning = f"XLA_PYTHON_CLIENT_MEM_FRACTION={fraction_text!r} is not a number: JAX will fail on a GPU"
+    else:
+        meaning = (f"preallocates {fraction:.0%} of each GPU's memory at its first use (nvidia-smi shows that, "
+                   f"not what depthrl uses; other processes get the rest)")
+    return {"preallocate": preallocate, "mem_fraction": fraction, "allocator": allocator, "meaning": meaning}
+
+
+def matmul_precision() -> dict:
+    """JAX's default float32 matmul precision (jax_default_matmul_precision / JAX_DEFAULT_MATMUL_PRECISION)."""
+    import jax
+
+    value = jax.config.jax_default_matmul_precision
+    if value is None:
+        meaning = "the backend's default: TF32 on A100/H100/H200 GPUs, one bfloat16 pass on TPUs, float32 on CPUs"
+    elif value in ("highest", "float32", "F32_F32_F32"):
+        meaning = "full float32"
+    elif value in ("high", "tensorfloat32", "TF32_TF32_F32"):
+        meaning = "TF32 on GPUs (3 bfloat16 passes on TPUs)"
+    else:
+        meaning = f"{value} (see jax.lax.Precision / DotAlgorithmPreset)"
+    if os.environ.get("NVIDIA_TF32_OVERRIDE") == "0":
+        meaning += "; NVIDIA_TF32_OVERRIDE=0 turns TF32 off in cuBLAS/cuDNN"
+    return {"default": value, "meaning": meaning,
+            "note": "`depthrl train --matmul-precision` sets it per run for every network and CRL's energy"}
 
 
 def devices() -> dict:
@@ -58,7 +116,9 @@ def cache_info() -> dict:
 
     folder = compile_cache.default_dir()
     files = [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
-    return {"default_on_for_train": True, "folder": str(folder), "exists": folder.exists(), "entries": len(files),
+    # JAX stores one `<key>-cache` file per compiled program (plus a `<key>-atime` file when it evicts by age)
+    entries = sum(1 for p in files if p.name.endswith("-cache"))
+    return {"default_on_for_train": True, "folder": str(folder), "exists": folder.exists(), "entries": entries,
             "size_bytes": sum(p.stat().st_size for p in files),
             "this_process": jax.config.jax_compilation_cache_dir}
 
@@ -163,8 +223,17 @@ def self_check() -> list[dict]:
     return results
 
 
+def _plugin_line(plugins: dict, jaxlib_version: str | None) -> str:
+    if not plugins:
+        return "none (JAX cannot use an NVIDIA GPU; pip install -e '.[cuda]' installs it)"
+    line = ", ".join(f"{name} {version}" for name, version in plugins.items())
+    stale = sorted(name for name, version in plugins.items() if name.endswith("-plugin") and version != jaxlib_version)
+    return line + (f" (does not match jaxlib {jaxlib_version}: JAX will not load it)" if stale else "")
+
+
 def main(args: Args) -> int:
-    report = {"versions": versions(), "devices": devices(), "compile_cache": cache_info()}
+    report = {"versions": versions(), "devices": devices(), "cuda_plugins": cuda_plugins(),
+              "gpu_memory": memory_setting(), "matmul_precision": matmul_precision(), "compile_cache": cache_info()}
     checks = self_check()
     seconds = sum(c["seconds"] for c in checks)
     passed = all(c["ok"] for c in checks)
@@ -178,12 +247,17 @@ def main(args: Args) -> int:
     missing = [k for k, val in v.items() if val is None]
     if missing:
         print(f"  not installed (optional): {', '.join(missing)}")
-    print(f"  backend: {d['backend']}; devices: {', '.join(d['devices'])}")
+    print(f"  backend: {d['backend']}; {len(d['devices'])} visible device(s): {', '.join(d['devices'])}")
     if d["free_memory_bytes"] is not None:
         print(f"  free memory: {d['free_memory_bytes'] / 2**30:.1f} GiB ({d['free_memory_source']})")
-    print("  environment: " + ", ".join(f"{k}={val}" for k, val in d["env"].items() if val is not None))
+    print(f"  CUDA plugin: {_plugin_line(report['cuda_plugins'], v.get('jaxlib'))}")
+    m, p = report["gpu_memory"], report["matmul_precision"]
+    print(f"  GPU memory: {m['meaning']} (XLA_PYTHON_CLIENT_PREALLOCATE={str(m['preallocate']).lower()}, "
+          f"MEM_FRACTION={m['mem_fraction']}, ALLOCATOR={m['allocator']})")
+    print(f"  matmul precision: {p['default'] or 'default'}: {p['meaning']} ({p['note']})")
+    print("  environment: " + (", ".join(f"{k}={val}" for k, val in d["env"].items() if val is not None) or "-"))
     print(f"  compile cache: on by default for `depthrl train` (--no-compile-cache turns it off); folder "
-          f"{c['folder']} ({c['entries']} entries, {c['size_bytes'] / 2**20:.1f} MiB)")
+          f"{c['folder']} ({c['entries']} entries, {c['size_bytes']:,} bytes = {c['size_bytes'] / 2**20:.1f} MiB)")
     for check in checks:
         mark = "ok  " if check["ok"] else "FAIL"
         print(f"  [{mark}] {check['check']:<22} {check['seconds']:5.1f} s  {check['detail']}")
