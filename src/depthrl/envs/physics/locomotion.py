@@ -28,7 +28,8 @@ buffer keeps variable-length episodes apart. Reward = 1 within the success radiu
 (±0.4), as brax's Humanoid does.
 
 Backends (n_frames physics steps per env step): spring (Ant timestep 0.005 s × 10, Humanoid 0.0015 s ×
-10 with gears 350/100, brax's settings and the paper's choice), generalized (the assets' timesteps × 5),
+10 with gears 350/100: brax's settings; the paper's code runs these for the Ant and the Humanoid mazes,
+but its open Humanoid effectively steps 0.003 s, see docs/physics.md), generalized (the assets' timesteps × 5),
 mjx (Newton solver, 1 iteration, 4 line-search iterations, no Euler damping, × 5, as JaxGCRL).
 """
 
