@@ -112,3 +112,15 @@ def test_compare_prints_the_paper_number_beside_steps_at_goal(tmp_path, capsys):
     assert compare_cli.main(compare_cli.Args(run_dirs=(str(run),), out=str(tmp_path / "c.png"))) == 0
     table = capsys.readouterr().out
     assert "441.000" in table and "300.000" in table  # the two numbers side by side
+
+
+def test_depthrl_eval_keeps_the_runs_eval_env_unless_given_another():
+    from depthrl.tools import eval_cli
+
+    run_env = EnvConfig(env="point-maze-u", eval_env="point-maze-u-eval")
+    kept = eval_cli.eval_env_config(run_env, eval_cli.Args(run_dir="run"))
+    assert (kept.env, kept.eval_env) == ("point-maze-u", "point-maze-u-eval")
+    other = eval_cli.eval_env_config(run_env, eval_cli.Args(run_dir="run", env="point-maze-u4"))
+    assert (other.env, other.eval_env) == ("point-maze-u4", None)
+    stitched = eval_cli.eval_env_config(run_env, eval_cli.Args(run_dir="run", stitching=True))
+    assert stitched.stitching and stitched.eval_env is None
