@@ -35,7 +35,8 @@ from depthrl.errors import ConfigError
 needs_brax = pytest.mark.skipif(not physics.available(), reason=f"physics extra missing: {physics.INSTALL_COMMAND}")
 
 FAST = ("ant-u4-maze", "humanoid", "arm-push-easy")  # one per family, in the default run
-SLOW = tuple(name for name in catalog.ENVS if name not in FAST)
+# the *-eval tasks are their mazes with fewer goal cells (tests/envs/test_eval_layouts.py): not stepped again
+SLOW = tuple(name for name in catalog.ENVS if name not in FAST and not name.endswith("-eval"))
 ALL = [*FAST, *(pytest.param(name, marks=pytest.mark.slow) for name in SLOW)]
 EPISODE = 4  # steps per episode in these tests
 NUM_ENVS = 3
