@@ -113,7 +113,9 @@ def test_plots_are_written(tiny_args):
 def test_early_termination_goal_resample_and_eval_env_run_end_to_end(tiny_args):
     """(slow: 86 s at load 10; the fast tests cover its parts: tests/buffers/test_trajectory.py (terminated
     episodes), tests/envs/test_maze_wrappers.py (termination, metrics, --goal-resample), test_eval_layouts.py
-    (--eval-env envs), and every CRL run here (the loop's collect → buffer path).) Point-mass episodes that end at the goal (variable length in the buffer), training envs that keep their
+    (--eval-env envs), and every CRL run here (the loop's collect → buffer path).)
+
+    Point-mass episodes that end at the goal (variable length in the buffer), training envs that keep their
     first goal, evaluation on the U-maze's far goals: the run logs each eval episode's length and steps at
     goal, and an episode that ends at the goal holds at most that one step there."""
     args = tiny_args(total_env_steps=800, eval_every=400)
