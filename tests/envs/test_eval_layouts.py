@@ -124,3 +124,13 @@ def test_depthrl_eval_keeps_the_runs_eval_env_unless_given_another():
     assert (other.env, other.eval_env) == ("point-maze-u4", None)
     stitched = eval_cli.eval_env_config(run_env, eval_cli.Args(run_dir="run", stitching=True))
     assert stitched.stitching and stitched.eval_env is None
+
+
+def test_episode_flags_reach_the_envs():
+    from depthrl.envs.wrappers import unwrapped
+
+    train, evaluation = make_envs(EnvConfig(env="point-maze-u", early_termination=True, goal_resample="never"))
+    assert unwrapped(train).terminate_at_goal and unwrapped(evaluation).terminate_at_goal
+    assert not train.resample and evaluation.resample  # evaluation always draws new starts and goals
+    train, _ = make_envs(EnvConfig(env="point-maze-u"))
+    assert not unwrapped(train).terminate_at_goal and train.resample  # the point-maze defaults: unchanged
