@@ -23,6 +23,7 @@ COMMANDS: dict[tuple[str, str | None], tuple[str, str]] = {
     ("bench", "env"): ("depthrl.benchmarks.env", "Benchmark env steps/s of the jitted vmapped step."),
     ("bench", "update"): ("depthrl.benchmarks.update", "Benchmark one agent SGD step (vs the paper's structure)."),
     ("bench", "train"): ("depthrl.benchmarks.train", "Benchmark one training epoch: collect / sample / update split."),
+    ("bench", "buffer"): ("depthrl.benchmarks.buffer", "Benchmark replay sampling with early-terminated episodes."),
     ("plot", None): ("depthrl.training.plot_cli", "Write the plots of a run directory."),
     ("envs", None): ("depthrl.envs.list_cli", "List the registered environments."),
     ("presets", None): ("depthrl.tools.presets_cli", "List the named presets with the papers' numbers."),

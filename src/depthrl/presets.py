@@ -11,8 +11,10 @@ Two scales:
   gpu  the paper's own tasks with its code's recipe (brax/MJX physics, one GPU): Table 1 at depth 4 and 64,
        stitching and representations on the Ant, for every physics env the registry has.
 
-Paper numbers are time-at-goal out of 1000 steps (Wang et al. 2025, Table 1, depth 4 → 64); depthrl
-logs time at goal as a fraction of the episode, so 286 / 1000 reads as `eval/time_at_goal` 0.286. A CPU
+Paper numbers are steps at goal out of 1000 (Wang et al. 2025, Table 1, depth 4 → 64: its code's
+`episode_success`, the steps of an evaluation episode spent within the success radius while the episode
+runs). depthrl logs the same count as `eval/steps_at_goal` and as a fraction of the time limit as
+`eval/time_at_goal`, so 286 / 1000 reads as steps_at_goal 286, time_at_goal 0.286. A CPU
 preset on a point mass names the Ant task it mirrors: its number is the paper's Ant result on the same
 layout, a reference for the direction of the effect, not a prediction for the point mass.
 """
@@ -63,7 +65,7 @@ class Preset:
 def _table1(task: str, depth: int) -> str:
     d4, d64 = TABLE1[task]
     value = d4 if depth == 4 else d64
-    return f"{task} depth {depth}: {value:g} / 1000 (depth 4 → 64: {d4:g} → {d64:g})"
+    return f"{task} depth {depth}: {value:g} / 1000 steps at goal (depth 4 → 64: {d4:g} → {d64:g})"
 
 
 # The CPU training recipe of the quick start (64 envs × 50 steps per collection, 16 SGD steps of 256):
@@ -144,12 +146,33 @@ _PAPER_TRAIN = TrainConfig(num_envs=512, unroll_length=62, sgd_steps_per_collect
                            buffer_size=10_000 * 512, prefill_steps=1_000 * 512, eval_every=1_000_000,
                            num_eval_envs=128)
 
+# The paper code's protocol (scaling-crl train.py and its published job script): each training env keeps
+# its first start and goal for the whole run (brax 0.10's auto-reset restores the first state), the Ant and
+# the Humanoid end their episodes when they fall (the physics envs' default), and the evaluation env is the
+# training env except where a published script names another: job.slurm evaluates ant_big_maze on
+# ant_big_maze_eval (the README's example evaluates humanoid on humanoid).
+TABLE1_EVAL_ENVS: dict[str, str] = {"ant-big-maze": "ant-big-maze-eval"}
+
+
+def paper_env(env: str) -> EnvConfig:
+    """The EnvConfig of a physics task under the paper code's protocol (see TABLE1_EVAL_ENVS)."""
+    return EnvConfig(env=env, goal_resample="never", eval_env=TABLE1_EVAL_ENVS.get(env))
+
+
 # Table 1 task -> the registered physics env that runs it.
 TABLE1_ENVS: dict[str, str] = {
     "Humanoid": "humanoid", "Humanoid U-Maze": "humanoid-u-maze", "Ant U4-Maze": "ant-u4-maze",
     "Ant U5-Maze": "ant-u5-maze", "Ant Big Maze": "ant-big-maze", "Ant Hardest Maze": "ant-hardest-maze",
     "Arm Push Easy": "arm-push-easy", "Arm Push Hard": "arm-push-hard", "Arm Binpick Hard": "arm-binpick-hard",
 }
+
+
+def paper_steps_at_goal(env: str | None, depth: int | None) -> float | None:
+    """The paper's Table 1 number (steps at goal out of 1000) for a physics env at depth 4 or 64, else None."""
+    task = next((t for t, e in TABLE1_ENVS.items() if e == env), None)
+    if task is None or depth not in (4, 64):
+        return None
+    return TABLE1[task][0 if depth == 4 else 1]
 
 
 def _gpu_presets() -> list[Preset]:
@@ -162,9 +185,10 @@ def _gpu_presets() -> list[Preset]:
             continue
         for depth in (4, 64):
             presets.append(Preset(
-                f"{env}-d{depth}", "crl", "gpu", "Table 1", f"Table 1: {task}, depth {depth}, the paper's recipe.",
-                f"paper: {_table1(task, depth)}", EnvConfig(env=env), CRLConfig(depth=depth, width=256,
-                                                                                 batch_size=512),
+                f"{env}-d{depth}", "crl", "gpu", "Table 1",
+                f"Table 1: {task}, depth {depth}, the paper code's recipe and protocol"
+                + (f" (evaluated on {TABLE1_EVAL_ENVS[env]})." if env in TABLE1_EVAL_ENVS else "."),
+                f"paper: {_table1(task, depth)}", paper_env(env), CRLConfig(depth=depth, width=256, batch_size=512),
                 _PAPER_TRAIN, f"runs/{env}-d{depth}"))
     if "ant-u4-maze-stitch" in catalog.ENVS:
         for depth in (4, 64):
@@ -181,7 +205,7 @@ def _gpu_presets() -> list[Preset]:
                 f"Ant U-maze critic representations, depth {depth}: see plots/q_heatmap.png of the run.",
                 "finding (f): the depth 4 critic's Q follows Euclidean distance through the wall, the depth 64 "
                 "critic's follows the path round it (no single number)",
-                EnvConfig(env="ant-u-maze"), CRLConfig(depth=depth, width=256, batch_size=512), _PAPER_TRAIN,
+                paper_env("ant-u-maze"), CRLConfig(depth=depth, width=256, batch_size=512), _PAPER_TRAIN,
                 f"runs/ant-repr-d{depth}"))
     return presets
 

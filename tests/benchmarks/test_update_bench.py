@@ -92,15 +92,15 @@ def _sampling_temp_bytes(episode_length: int, paper: bool) -> int:
     from depthrl.buffers import trajectory as buf
 
     rows, envs = 2 * episode_length, 64
-    state = buf.BufferState(data={"state": jnp.zeros((rows, envs, 29)), "action": jnp.zeros((rows, envs, 8))},
-                            total_rows=jnp.asarray(rows, jnp.int32))
+    state = buf.init({"state": jnp.zeros((29,)), "action": jnp.zeros((8,))}, rows, envs)
+    state = state.replace(total_rows=jnp.asarray(rows, jnp.int32))
     key = jax.random.PRNGKey(0)
     if paper:
         fn = lambda s, k: reference.sample_epoch_batches(k, s.data, s.total_rows, episode_length, 4, 32, 0.99,  # noqa: E731
                                                          (0, 1))
     else:
         fn = lambda s, k: jax.vmap(  # noqa: E731
-            lambda kk: buf.sample_with_future(s, kk, 32, episode_length, 0.99))(jax.random.split(k, 4))
+            lambda kk: buf.sample_with_future(s, kk, 32, 0.99))(jax.random.split(k, 4))
     return jax.jit(fn).lower(state, key).compile().memory_analysis().temp_size_in_bytes
 
 

@@ -156,5 +156,61 @@ def test_jit_and_vmap_shapes_and_dtypes(batched):
     assert state.obs.shape == (4, 6) and state.obs.dtype == jnp.float32
     assert state.done.shape == (4,) and state.reward.shape == (4,)
     assert state.info["episode_step"].dtype == jnp.int32
-    assert set(state.info["episode_metrics"]) == {"success", "time_at_goal", "final_distance"}
+    assert set(state.info["episode_metrics"]) == {"success", "time_at_goal", "final_distance", "steps_at_goal",
+                                                  "episode_length"}
     assert set(state.info) >= {"distance", "at_goal", "episode_step", "truncated", "episode_running"}
+
+
+def test_early_termination_ends_the_episode_with_its_own_metrics():
+    """A point mass started on its goal with --early-termination (terminate at goal) ends its episode on the
+    first step: done, not truncated, length 1, one step at goal; time at goal counts out of the time limit.
+    Without it the same episode runs to the limit with every step at goal."""
+    maze = PointMaze("#####/#B..#/#####", reset_noise=0.0, goal_noise=0.0)  # start = goal cell centre
+    for terminate, length, steps_done in ((True, 1, [1, 1, 1]), (False, LENGTH, [0, 0, 0])):
+        env = EpisodeWrapper(PointMaze(maze.layout, reset_noise=0.0, goal_noise=0.0, terminate_at_goal=terminate),
+                             LENGTH)
+        state = env.reset(jax.random.PRNGKey(0))
+        step = jax.jit(env.step)
+        dones = []
+        for _ in range(3):
+            state = step(state, jnp.zeros(2))
+            dones.append(int(state.done))
+        assert dones == steps_done
+        if terminate:
+            metrics = state.info["episode_metrics"]
+            assert float(state.info["truncated"]) == 0.0 and int(state.info["episode_step"]) == 0
+            assert float(metrics["episode_length"]) == length and float(metrics["steps_at_goal"]) == 1.0
+            assert float(metrics["time_at_goal"]) == pytest.approx(1 / LENGTH) and float(metrics["success"]) == 1.0
+
+
+def test_time_limit_metrics_count_steps_at_goal_and_length():
+    env = EpisodeWrapper(PointMaze("open"), LENGTH)
+    n = 32
+    state = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(3), n))
+    actions = jax.random.uniform(jax.random.PRNGKey(4), (LENGTH, n, 2), minval=-1, maxval=1)
+    _, states = _roll(env, state, actions, batched=False)
+    metrics = jax.tree.map(lambda m: np.asarray(m[-1]), states.info["episode_metrics"])
+    np.testing.assert_array_equal(metrics["steps_at_goal"], np.asarray(states.info["at_goal"]).sum(0))
+    np.testing.assert_array_equal(metrics["episode_length"], LENGTH)
+    np.testing.assert_array_equal(np.asarray(states.info["truncated"][-1]), 1.0)
+
+
+@pytest.mark.parametrize("resample", [True, False])
+def test_goal_resample_draws_new_starts_and_goals_or_repeats_the_first(resample):
+    """resample=False (--goal-resample never): every episode of an env restarts from its first state, start
+    noise and goal included, as brax 0.10's auto-reset restores the first state; resample=True draws anew."""
+    env = EpisodeWrapper(PointMaze("big"), LENGTH, resample=resample)
+    n = 16
+    state = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(5), n))
+    first_obs = np.asarray(state.obs)
+    actions = jax.random.uniform(jax.random.PRNGKey(6), (4 * LENGTH, n, 2), minval=-1, maxval=1)
+    _, states = _roll(env, state, actions, batched=False)
+    starts = np.asarray(states.obs).reshape(4, LENGTH, n, 6)[:, -1]  # the obs after each auto-reset
+    goals_differ = [not np.array_equal(starts[i][:, 4:], first_obs[:, 4:]) for i in range(4)]
+    if resample:
+        assert all(goals_differ)  # 16 envs over 23 goal cells: some goal changes every episode
+        assert (np.abs(starts[:, :, :2] - first_obs[None, :, :2]) > 1e-6).any(-1).all()  # new start noise
+    else:
+        for i in range(4):
+            np.testing.assert_array_equal(starts[i], first_obs)
+    assert len({tuple(g) for g in first_obs[:, 4:].round(3)}) > 1  # the envs themselves got different goals

@@ -35,7 +35,8 @@ from depthrl.errors import ConfigError
 needs_brax = pytest.mark.skipif(not physics.available(), reason=f"physics extra missing: {physics.INSTALL_COMMAND}")
 
 FAST = ("ant-u4-maze", "humanoid", "arm-push-easy")  # one per family, in the default run
-SLOW = tuple(name for name in catalog.ENVS if name not in FAST)
+# the *-eval tasks are their mazes with fewer goal cells (tests/envs/test_eval_layouts.py): not stepped again
+SLOW = tuple(name for name in catalog.ENVS if name not in FAST and not name.endswith("-eval"))
 ALL = [*FAST, *(pytest.param(name, marks=pytest.mark.slow) for name in SLOW)]
 EPISODE = 4  # steps per episode in these tests
 NUM_ENVS = 3
@@ -81,6 +82,12 @@ def _compiled(name: str) -> Compiled:
     options = {} if mjx else QUICK_COMPILE
     return Compiled(env, jax.jit(jax.vmap(env.reset), compiler_options=options),
                     jax.jit(jax.vmap(env.step), compiler_options=options), wrapped=not mjx)
+
+
+@functools.cache
+def _init_physics(name: str):
+    """Jitted, vmapped `init_physics(q, qd, goal)` of an env, compiled once per session (tests share it)."""
+    return jax.jit(jax.vmap(_compiled(name).inner.init_physics), compiler_options=QUICK_COMPILE)
 
 
 # ---- no brax needed ----
@@ -232,7 +239,8 @@ def test_reset_and_step_under_jit_and_vmap(name):
     for t in range(EPISODE):
         state = step(state, actions[t])
         assert np.isfinite(np.asarray(state.obs)).all()
-        np.testing.assert_array_equal(state.done, float(c.wrapped and t == EPISODE - 1))  # never ends early
+        # no early termination: random actions cannot make the robot fall in 4 steps, the arm never ends early
+        np.testing.assert_array_equal(state.done, float(c.wrapped and t == EPISODE - 1))
         np.testing.assert_array_equal(state.info["at_goal"], state.info["distance"] < spec.success_radius)
         np.testing.assert_array_equal(state.reward, state.info["at_goal"])
     if not c.wrapped:
@@ -273,8 +281,8 @@ def test_ant_maze_walls_stop_the_ant():
     sys = c.inner.system
     q = jnp.asarray(sys.init_q).at[:3].set(jnp.array([6.0, 10.0, 0.75]))
     qd = jnp.zeros(sys.qd_size()).at[0].set(8.0)
-    thrown = jax.jit(jax.vmap(c.inner.init_physics), compiler_options=QUICK_COMPILE)(
-        jnp.tile(q, (NUM_ENVS, 1)), jnp.tile(qd, (NUM_ENVS, 1)), c.physics(state).goal)
+    thrown = _init_physics("ant-u4-maze")(jnp.tile(q, (NUM_ENVS, 1)), jnp.tile(qd, (NUM_ENVS, 1)),
+                                          c.physics(state).goal)
     state = c.with_physics(state, thrown)
     xs = []
     for _ in range(EPISODE):
@@ -283,6 +291,35 @@ def test_ant_maze_walls_stop_the_ant():
     xs = np.array(xs)
     assert xs.max() < 8.0 - 0.2, xs  # the torso (radius 0.25) never enters the wall
     assert xs[0].min() > 6.3, xs  # and it did fly towards it
+
+
+# The paper code's healthy torso heights (m), envs/ant.py, ant_maze.py, humanoid.py, humanoid_maze.py:
+# an episode terminates on the step after which the torso's z leaves (low, high).
+REFERENCE_HEALTHY_Z = {"ant-u4-maze": (0.2, 1.0), "humanoid": (1.0, 2.0)}
+
+
+@needs_brax
+@pytest.mark.parametrize("name", list(REFERENCE_HEALTHY_Z))
+def test_torso_height_outside_the_reference_range_ends_the_episode(name):
+    """Three envs: a standing robot, its torso placed 0.1 m under the range's low end and 0.1 m over its high
+    end (at rest: one step moves it < 0.03 m). Only the last two episodes end, as terminations (not the time
+    limit), after 1 step; --early-termination false keeps all three running (the arm has no termination)."""
+    low, high = REFERENCE_HEALTHY_Z[name]
+    c = _compiled(name)
+    sys = c.inner.system
+    state = c.reset(jax.random.split(jax.random.PRNGKey(4), NUM_ENVS))
+    standing = float(c.physics(state).pipeline.x.pos[0, 0, 2])
+    assert low < standing < high
+    heights = jnp.array([standing, low - 0.1, high + 0.1])
+    q = jnp.tile(jnp.asarray(sys.init_q), (NUM_ENVS, 1)).at[:, 2].set(heights)
+    placed = _init_physics(name)(q, jnp.zeros((NUM_ENVS, sys.qd_size())), c.physics(state).goal)
+    state = c.step(c.with_physics(state, placed), jnp.zeros((NUM_ENVS, c.env.spec.action_dim)))
+    np.testing.assert_array_equal(state.done, [0.0, 1.0, 1.0])
+    np.testing.assert_array_equal(state.info["truncated"], [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(state.info["episode_metrics"]["episode_length"], [0.0, 1.0, 1.0])
+    np.testing.assert_array_equal(state.info["episode_step"], [1, 0, 0])
+    kept = dataclasses.replace(c.inner, terminate=False)
+    assert unwrapped(make_envs(_config(name, early_termination=False))[0]) == kept
 
 
 # ---- CRL on a physics env ----

@@ -107,3 +107,25 @@ def test_plots_are_written(tiny_args):
     plots = Path(args.run_dir) / "plots"
     for name in ("learning_curves.png", "trajectories.png", "q_heatmap.png"):
         assert (plots / name).stat().st_size > 5_000, name
+
+
+@pytest.mark.slow
+def test_early_termination_goal_resample_and_eval_env_run_end_to_end(tiny_args):
+    """(slow: 86 s at load 10; the fast tests cover its parts: tests/buffers/test_trajectory.py (terminated
+    episodes), tests/envs/test_maze_wrappers.py (termination, metrics, --goal-resample), test_eval_layouts.py
+    (--eval-env envs), and every CRL run here (the loop's collect → buffer path).)
+
+    Point-mass episodes that end at the goal (variable length in the buffer), training envs that keep their
+    first goal, evaluation on the U-maze's far goals: the run logs each eval episode's length and steps at
+    goal, and an episode that ends at the goal holds at most that one step there."""
+    args = tiny_args(total_env_steps=800, eval_every=400)
+    args = dataclasses.replace(args, env=EnvConfig(env="point-maze-u", episode_length=50, early_termination=True,
+                                                   goal_resample="never", eval_env="point-maze-u-eval"))
+    assert main(args) == 0
+    config = json.loads((Path(args.run_dir) / "config.json").read_text())["env"]
+    assert (config["eval_env"], config["goal_resample"], config["early_termination"]) == ("point-maze-u-eval",
+                                                                                          "never", True)
+    for row in runner.read_metrics(Path(args.run_dir)):
+        assert 1 <= row["eval/episode_length"] <= 50 and np.isfinite(row["critic/loss"])
+        assert row["eval/steps_at_goal"] <= row["eval/success"] + 1e-6  # at most the terminal step at goal
+        assert row["eval/time_at_goal"] == pytest.approx(row["eval/steps_at_goal"] / 50, rel=1e-5)

@@ -96,6 +96,11 @@ def validate_config(cfg: Any) -> None:
                        ("--stitch-eval-max", "stitch_eval_max")):
         if getattr(cfg, name) != getattr(defaults, name):
             raise ConfigError(flag, getattr(cfg, name), f"only for the point mazes, not --env {cfg.env}")
+    for flag, name in (("--early-termination", "early_termination"), ("--goal-resample", "goal_resample"),
+                       ("--eval-env", "eval_env")):
+        if getattr(cfg, name) != getattr(defaults, name):
+            raise ConfigError(flag, getattr(cfg, name), f"only for goal envs (point mazes, physics tasks), not "
+                                                        f"--env {cfg.env}: its episodes end as its dynamics say")
     if cfg.episode_length is not None:
         if cfg.env in PROBE_ENVS:
             raise ConfigError("--episode-length", cfg.episode_length,

@@ -9,7 +9,7 @@ implicitly surrounded by walls, so a layout need not draw its border.
 
 Built-in layouts follow the mazes of JaxGCRL (Bortkiewicz et al., 2025), which the 1000-layer paper
 trains on: every free cell except the reset cell is a goal cell, so the goals behind the wall are the
-hard ones.
+hard ones. The `*-eval` layouts are the paper code's evaluation mazes: the same walls, far goals only.
 """
 
 from __future__ import annotations
@@ -79,6 +79,50 @@ BUILTIN_LAYOUTS: dict[str, str] = {
 ##G#G#G#G###
 #GG#GGG#GGG#
 ############""",
+    # Evaluation layouts of the paper's code (envs/ant_maze.py, humanoid_maze.py `*_EVAL`): the training
+    # maze with only its far goals kept (the others become free cells).
+    "u-eval": """
+#####
+#R..#
+###.#
+#GGG#
+#####""",
+    "u4-eval": """
+#####
+#...#
+#R#.#
+###.#
+#G#.#
+#GGG#
+#####""",
+    "u5-eval": """
+########
+#......#
+#R####.#
+######.#
+#G####G#
+#GGGGGG#
+########""",
+    # The Ant's big-maze evaluation layout (ant_maze.py BIG_MAZE_EVAL).
+    "big-eval": """
+########
+#R.##GG#
+#..#..G#
+##...###
+#..#...#
+#.#G.#G#
+#.GG#GG#
+########""",
+    # The Humanoid's differs by one goal cell (humanoid_maze.py BIG_MAZE_EVAL: row 2, column 5).
+    "big-eval-humanoid": """
+########
+#R.##GG#
+#..#.GG#
+##...###
+#..#...#
+#.#G.#G#
+#.GG#GG#
+########""",
     # A small open room: start and goal anywhere.
     "open": """
 #######
@@ -257,7 +301,9 @@ class PointMaze:
     Episodes: the start is an `R` cell centre + uniform noise in ±`reset_noise` (with `random_start`,
     any free cell connected to the goals, uniform over the cell), the goal a `G` cell centre + uniform
     noise in ±`goal_noise`; with `pairs`, a (start cell, goal cell) pair drawn uniformly (stitching).
-    The env never terminates (`done` is always 0): `EpisodeWrapper` adds the time limit and auto-reset.
+    The env never terminates (`done` is always 0) unless `terminate_at_goal`, which ends the episode on the
+    step that reaches the goal (`done` = `at_goal`; off by default, the paper has no point mazes):
+    `EpisodeWrapper` adds the time limit and auto-reset.
     `episode_length` = None picks 15 steps per cell of the longest start→goal shortest path (3× the
     time at full speed), rounded up to a multiple of 50, at least 100: u 100, u4 150, u5 250, big 200,
     hardest 250, open 150.
@@ -270,6 +316,7 @@ class PointMaze:
     success_radius: float = 0.5
     random_start: bool = False
     pairs: tuple[tuple[int, int], ...] | None = None  # (start, goal) indices into layout.free_cells
+    terminate_at_goal: bool = False
     name: str = "point-maze"
     dt: float = 0.1
     accel: float = 10.0
@@ -365,7 +412,10 @@ class PointMaze:
             x, vx = self._move_axis(x, y, vx, h, along_x=True)
             y, vy = self._move_axis(y, x, vy, h, along_x=False)
         physics = physics.replace(pos=jnp.stack([x, y]), vel=jnp.stack([vx, vy]))
-        return self._state(physics, done=jnp.zeros_like(state.done))  # never terminates
+        next_state = self._state(physics, done=jnp.zeros_like(state.done))
+        if self.terminate_at_goal:
+            return next_state.replace(done=next_state.info["at_goal"])
+        return next_state
 
     def _is_wall(self, row: jax.Array, col: jax.Array) -> jax.Array:
         width = self.layout.width + 2

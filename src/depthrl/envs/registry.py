@@ -27,6 +27,10 @@ ENVS: dict[str, tuple[str | None, str]] = {
     "point-maze-big": ("big", "Point mass, JaxGCRL big maze (6x6 interior)."),
     "point-maze-hardest": ("hardest", "Point mass, JaxGCRL hardest maze (10x7 interior)."),
     "point-maze-open": ("open", "Point mass in a 5x5 open room: start and goal anywhere."),
+    "point-maze-u-eval": ("u-eval", "Point mass, U-maze with only the far arm's goals (the paper's u_maze_eval)."),
+    "point-maze-u4-eval": ("u4-eval", "Point mass, U4-maze with only the far goals (the paper's u4_maze_eval)."),
+    "point-maze-u5-eval": ("u5-eval", "Point mass, U5-maze with only the far goals (the paper's u5_maze_eval)."),
+    "point-maze-big-eval": ("big-eval", "Point mass, big maze with only the far goals (the paper's big_maze_eval)."),
 }
 
 
@@ -54,14 +58,29 @@ class EnvConfig:
     """With --stitching: largest shortest-path distance (cells) between evaluation start and goal."""
     physics_backend: str | None = None
     """Physics envs only: brax pipeline spring, generalized or mjx (None = the task's: spring, mjx for the arm)."""
+    early_termination: bool | None = None
+    """End episodes early (None = the env's default). Ant and Humanoid tasks: when the torso height leaves
+    (0.2, 1.0) m (Ant) or (1.0, 2.0) m (Humanoid), on by default as in the paper's code. Point mazes: on the
+    step that reaches the goal, off by default (the paper has no point mazes). Not for the arm tasks."""
+    goal_resample: str = "episode"
+    """Training envs' starts and goals: "episode" draws new ones every episode; "never" keeps each env's first
+    start, goal and start noise for the whole run, as the paper's code (its brax auto-reset restores each
+    env's first state). Evaluation draws new ones at every evaluation either way."""
+    eval_env: str | None = None
+    """Evaluate on this goal env instead of --env (same obs and action dims; the other env flags apply to
+    both), e.g. --env ant-big-maze --eval-env ant-big-maze-eval as the paper's published job script. None = --env."""
 
     def validate(self) -> EnvConfig:
         """Raise ConfigError naming the flag at fault; return self so calls can chain."""
         if self.physics_backend is not None and self.env not in physics_catalog.ENVS:
             raise ConfigError("--physics-backend", self.physics_backend, f"only for physics envs, not --env {self.env}")
+        if self.goal_resample not in GOAL_RESAMPLE:
+            raise ConfigError("--goal-resample", self.goal_resample, f"choose one of {', '.join(GOAL_RESAMPLE)}")
         if self.env in episodic.ENVS:  # gymnax and probe envs: reward-driven, early termination
             episodic.validate_config(self)
             return self
+        if self.eval_env is not None:
+            self._validate_eval_env()
         if self.env in physics_catalog.ENVS:  # brax / MJX tasks (the physics extra)
             physics_catalog.validate_config(self)
             return self
@@ -121,23 +140,46 @@ class EnvConfig:
             )
         return self
 
+    def _validate_eval_env(self) -> None:
+        if self.eval_env not in ENVS and self.eval_env not in physics_catalog.ENVS:
+            raise ConfigError("--eval-env", self.eval_env, "must be a goal env (a point maze or a physics goal task, "
+                                                           "see `depthrl envs`)")
+        if self.stitching or (self.env in physics_catalog.ENVS and physics_catalog.ENVS[self.env].stitching):
+            raise ConfigError("--eval-env", self.eval_env, "not with stitching (it evaluates on its own long pairs)")
+        train_dims, eval_dims = _goal_env_dims(self.env), _goal_env_dims(self.eval_env)
+        if train_dims != eval_dims:
+            raise ConfigError("--eval-env", self.eval_env, f"has obs/action dims {eval_dims}, --env {self.env} has "
+                                                           f"{train_dims}: the policy cannot act in it")
+        self.eval_config().validate()
+
+    def eval_config(self) -> EnvConfig:
+        """The EnvConfig of the evaluation env: --eval-env with the other flags (--layout only where it needs one)."""
+        if self.eval_env is None:
+            return self
+        task = physics_catalog.ENVS.get(self.eval_env)
+        needs_layout = task.maze == physics_catalog.CUSTOM if task is not None else ENVS[self.eval_env][0] is None
+        return dataclasses.replace(self, env=self.eval_env, eval_env=None, layout=self.layout if needs_layout else None)
+
     def maze_layout(self) -> Layout:
         builtin, _ = ENVS[self.env]
         return parse_layout(builtin if builtin is not None else self.layout)
 
 
+GOAL_RESAMPLE = ("episode", "never")
+
+
 def make_envs(cfg: EnvConfig) -> tuple[EpisodeWrapper, EpisodeWrapper]:
     """(train_env, eval_env), single envs with time limit, auto-reset and episode metrics (vmap them).
 
-    Without stitching the two are the same env. With stitching the training env samples only short
-    pairs and the evaluation env only long ones; both share the episode length.
-    The envs of `episodic.ENVS` (gymnax, probes) come as `EpisodeReturnWrapper(env)`, one env for both.
+    Without stitching or --eval-env the two are the same env (the training one keeps its first start and
+    goal with --goal-resample never). With stitching the training env samples only short pairs and the
+    evaluation env only long ones; both share the episode length. With --eval-env the evaluation env is
+    that env. The envs of `episodic.ENVS` (gymnax, probes) come as `EpisodeReturnWrapper(env)`, one env for both.
     """
     if cfg.env in episodic.ENVS:
         env = episodic.make_env(cfg)
         return env, env
-    train, evaluation, length = _goal_envs(cfg)
-    return EpisodeWrapper(train, length), EpisodeWrapper(evaluation, length)
+    return _wrapped_goal_envs(cfg, batched=False)
 
 
 def batched_envs(cfg: EnvConfig) -> tuple[EpisodeWrapper, EpisodeWrapper]:
@@ -146,8 +188,17 @@ def batched_envs(cfg: EnvConfig) -> tuple[EpisodeWrapper, EpisodeWrapper]:
         env = episodic.make_env(cfg)
         batched = dataclasses.replace(env, env=VmapWrapper(env.env))
         return batched, batched
+    return _wrapped_goal_envs(cfg, batched=True)
+
+
+def _wrapped_goal_envs(cfg: EnvConfig, batched: bool) -> tuple[EpisodeWrapper, EpisodeWrapper]:
     train, evaluation, length = _goal_envs(cfg)
-    return EpisodeWrapper(VmapWrapper(train), length), EpisodeWrapper(VmapWrapper(evaluation), length)
+    eval_length = length
+    if cfg.eval_env is not None:
+        _, evaluation, eval_length = _goal_envs(cfg.eval_config())
+    batch = VmapWrapper if batched else (lambda env: env)
+    return (EpisodeWrapper(batch(train), length, resample=cfg.goal_resample == "episode"),
+            EpisodeWrapper(batch(evaluation), eval_length))
 
 
 def _goal_envs(cfg: EnvConfig):
@@ -157,10 +208,20 @@ def _goal_envs(cfg: EnvConfig):
     return _point_mazes(cfg)
 
 
+def _goal_env_dims(name: str) -> tuple[int, int]:
+    """(obs_dim, action_dim) of a goal env, without building it."""
+    if name in physics_catalog.ENVS:
+        task = physics_catalog.ENVS[name]
+        return task.obs_dim, task.action_dim
+    spec = PointMaze("open").spec
+    return spec.obs_dim, spec.action_dim
+
+
 def _point_mazes(cfg: EnvConfig) -> tuple[PointMaze, PointMaze, int]:
     cfg.validate()
     layout = cfg.maze_layout()
-    common = dict(layout=layout, name=cfg.env, random_start=cfg.random_start)
+    common = dict(layout=layout, name=cfg.env, random_start=cfg.random_start,
+                  terminate_at_goal=bool(cfg.early_termination))
     if cfg.success_radius is not None:
         common["success_radius"] = cfg.success_radius
     if cfg.stitching:

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from depthrl.envs.base import Env, EnvSpec, State
 
-EPISODE_METRICS = ("success", "time_at_goal", "final_distance")
+EPISODE_METRICS = ("success", "time_at_goal", "final_distance", "steps_at_goal", "episode_length")
 
 
 def _split(key: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -42,26 +42,37 @@ def _where(done: jax.Array, new: jax.Array, old: jax.Array) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class EpisodeWrapper:
-    """Fixed-length episodes with auto-reset, deterministic from the key(s) given to `reset`.
+    """Episodes of at most `episode_length` steps with auto-reset, deterministic from the key(s) given to
+    `reset`.
 
     The wrapped env (one env or a `VmapWrapper` batch) must report `info["at_goal"]` and
-    `info["distance"]` (goal envs do). An episode is `episode_length` steps; on its last step
-    `done = 1.0`, the env has already reset (the obs is the next episode's first obs, drawn from a key
-    carried in `physics["key"]`), while `reward`, `distance` and `at_goal` still describe the step's
-    outcome before the reset. Episodes never end early, so envs started together stay synchronised
-    (the CRL buffer relies on it).
+    `info["distance"]` (goal envs do), and may end an episode early by returning `done = 1` from its step
+    (early termination: a fallen Ant or Humanoid; envs that never terminate keep `done = 0`). An episode
+    ends on its `episode_length`-th step or on an early termination; on that step `done = 1.0`, the env has
+    already reset (the obs is the next episode's first obs, drawn from a key carried in `physics["key"]`),
+    while `reward`, `distance` and `at_goal` still describe the step's outcome before the reset. Without
+    early terminations, envs started together stay synchronised.
+
+    resample: True draws each new episode's start and goal from a fresh key; False resets every episode
+    to the env's first state (the same start, goal and start noise for the whole run), as the auto-reset of
+    brax 0.10 that the paper's code uses restores each env's first state.
 
     info keys added:
       episode_step:    int32, index of the current obs within its episode (0 right after a reset).
-      truncated:       float, equal to `done` (every episode end is a time limit; bootstrap through it).
+      truncated:       float, 1 where the time limit ended the episode (bootstrap through it); an early
+                       termination has done = 1 and truncated = 0.
       episode_metrics: dict of the last finished episode (valid where done == 1; zeros before the first):
-                       success (1.0 if at goal at any step), time_at_goal (fraction of the episode's steps
-                       at goal, the paper's headline metric), final_distance (distance after its last step).
+                       success (1.0 if at goal at any step), steps_at_goal (steps of the episode that ended
+                       at the goal, the paper's `episode_success` count), time_at_goal (steps_at_goal out of
+                       `episode_length`, the paper's headline metric as a fraction: steps after an early
+                       termination count as not at goal), final_distance (distance after its last step),
+                       episode_length (its steps: `episode_length` unless it terminated early).
       episode_running: dict of the current episode so far: steps_at_goal (count), success (0/1).
     """
 
     env: Env
     episode_length: int
+    resample: bool = True
 
     @property
     def spec(self) -> EnvSpec:
@@ -78,7 +89,9 @@ class EpisodeWrapper:
             "episode_metrics": {name: zero for name in EPISODE_METRICS},
             "episode_running": {"steps_at_goal": zero, "success": zero},
         }
-        return state.replace(done=zero, info=info, physics={"env": state.physics, "key": key})
+        # without resampling the carried key is the one this reset used, so every auto-reset repeats it
+        physics = {"env": state.physics, "key": key if self.resample else env_key}
+        return state.replace(done=zero, info=info, physics=physics)
 
     def step(self, state: State, action: jax.Array) -> State:
         inner = self.env.step(state.replace(physics=state.physics["env"]), action)
@@ -87,10 +100,14 @@ class EpisodeWrapper:
         steps_at_goal = running["steps_at_goal"] + at_goal
         success = jnp.maximum(running["success"], at_goal)
         next_step = state.info["episode_step"] + 1
-        done = next_step >= self.episode_length
+        time_up = next_step >= self.episode_length
+        done = time_up | (inner.done > 0)
 
         def auto_reset(_):
-            key, reset_key = _split(state.physics["key"])
+            if self.resample:
+                key, reset_key = _split(state.physics["key"])
+            else:
+                key = reset_key = state.physics["key"]
             fresh = self.env.reset(reset_key)
             pick = lambda new, old: _where(done, new, old)
             env_physics = jax.tree.map(pick, fresh.physics, inner.physics)
@@ -102,12 +119,14 @@ class EpisodeWrapper:
             "success": success,
             "time_at_goal": steps_at_goal / self.episode_length,
             "final_distance": inner.info["distance"],
+            "steps_at_goal": steps_at_goal,
+            "episode_length": next_step.astype(jnp.float32),
         }
         donef = done.astype(jnp.float32)
         info = {
             **inner.info,
             "episode_step": jnp.where(done, 0, next_step).astype(jnp.int32),
-            "truncated": donef,
+            "truncated": (time_up & (inner.done <= 0)).astype(jnp.float32),
             "episode_metrics": jax.tree.map(
                 lambda new, old: jnp.where(done, new, old), finished, state.info["episode_metrics"]
             ),

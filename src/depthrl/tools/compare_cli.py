@@ -1,6 +1,9 @@
 """Compare runs side by side: one table of their configs and final numbers, one plot of their learning curves.
 
 Example (a depth sweep): depthrl compare runs/depth-u-d4 runs/depth-u-d16 runs/depth-u-d64 --out depth.png
+
+Runs of a Table 1 task at depth 4 or 64 also get the paper's number (steps at goal of 1000) beside their
+final `eval/steps_at_goal` (the same count).
 """
 
 from __future__ import annotations
@@ -68,6 +71,12 @@ class RunSummary:
             out[f"final {name}"] = self.final(name)
             out[f"final {name}_std"] = self.final(f"{name}_std")
             out[f"best {name}"] = self.best(name)
+        # Table 1 runs: the paper's number (steps at goal of 1000) beside the same count of this run
+        from depthrl.presets import paper_steps_at_goal
+
+        one_depth = out["actor_depth"] is None and out["critic_depth"] is None
+        out["paper steps_at_goal"] = paper_steps_at_goal(out["env"], out["depth"]) if one_depth else None
+        out["final eval/steps_at_goal"] = self.final("eval/steps_at_goal")
         return out
 
 
@@ -143,8 +152,10 @@ def main(args: Args) -> int:
     from rich.table import Table
 
     table = Table(title="depthrl compare")
+    paper = any(r["paper steps_at_goal"] is not None for r in records)
     columns = ["run", "agent", "env", "depth", "width", "batch", "seeds", "env steps",
-               *[f"final {m}" for m in args.metrics], f"best {args.metrics[0]}", "wall s", "compile s"]
+               *[f"final {m}" for m in args.metrics], f"best {args.metrics[0]}", "wall s", "compile s",
+               *(["steps at goal", "paper (Table 1)"] if paper else [])]
     for column in columns:
         table.add_column(column, justify="left" if column in ("run", "agent", "env") else "right")
     for r in records:
@@ -154,7 +165,8 @@ def main(args: Args) -> int:
         table.add_row(r["run"], r["kind"], str(r["env"]), _fmt(depth), _fmt(r["width"]), _fmt(r["batch_size"]),
                       _fmt(r["num_seeds"]), _fmt(r["env_steps"]),
                       *[_fmt(r[f"final {m}"], r[f"final {m}_std"]) for m in args.metrics],
-                      _fmt(r[f"best {args.metrics[0]}"]), _fmt(r["wall_time_s"]), _fmt(r["compile_s"]))
+                      _fmt(r[f"best {args.metrics[0]}"]), _fmt(r["wall_time_s"]), _fmt(r["compile_s"]),
+                      *([_fmt(r["final eval/steps_at_goal"]), _fmt(r["paper steps_at_goal"])] if paper else []))
     Console(width=max(160, Console().width)).print(table)
     print(f"plot: {out}")
     return 0

@@ -63,6 +63,8 @@ class Args:
 def eval_env_config(run_env, args: Args):
     """The run's EnvConfig with the flags given to `depthrl eval` replaced (validated)."""
     changes = {}
+    if args.env is not None:  # evaluate on --env itself, not on the run's --eval-env
+        changes.update(eval_env=None)
     if args.env is not None and args.env != run_env.env:
         changes.update(env=args.env, layout=None, episode_length=None)
     for name in ("layout", "episode_length", "success_radius", "stitch_train_max", "stitch_eval_min",
@@ -70,7 +72,7 @@ def eval_env_config(run_env, args: Args):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     if args.stitching:
-        changes.update(stitching=True, random_start=False)
+        changes.update(stitching=True, random_start=False, eval_env=None)
     return dataclasses.replace(run_env, **changes).validate()
 
 

@@ -20,6 +20,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from depthrl.buffers import trajectory as buf
 from depthrl.envs.base import State
 from depthrl.errors import ConfigError, check_positive
+from depthrl.training.episodes import first_episodes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,7 +180,7 @@ class Trainer:
 
         keys = jax.random.split(key, self.config.unroll_length)
         env_state, (chunk, done, episode_metrics) = jax.lax.scan(one_step, ts.env_state, keys)
-        buffer = buf.add(ts.buffer, chunk)
+        buffer = buf.add(ts.buffer, chunk, done)
         ts = ts.replace(env_state=env_state, buffer=buffer,
                         env_steps=ts.env_steps + self.config.steps_per_epoch)
         return ts, _episode_means(done, episode_metrics)
@@ -230,7 +231,7 @@ class Trainer:
         """
         spec, agent_cfg = self.env.spec, self.agent.config
         current, following, future, _ = buf.sample_with_future(ts.buffer, key, agent_cfg.batch_size,
-                                                               spec.episode_length, agent_cfg.discount)
+                                                               agent_cfg.discount)
         return {"state": current["state"], "action": current["action"], "next_state": following["state"],
                 "goal": future["state"][:, jnp.asarray(spec.goal_indices)]}
 
@@ -240,18 +241,13 @@ class Trainer:
     def evaluate(self, agent_params: Any, key: jax.Array, return_positions: bool = False):
         """Run num_eval_envs deterministic episodes from reset; episode metrics of each (and positions).
 
+        Each env's first episode counts (it may end early, then the env's later steps do not count).
         Returns (metrics: name -> [num_eval_envs], positions [T, num_eval_envs, 2] or None, goals [E, G]).
         """
         spec = self.eval_env.spec
         state = jax.vmap(self.eval_env.reset)(jax.random.split(key, self.config.num_eval_envs))
-        step_fn = jax.vmap(self.eval_env.step)
         goals = state.obs[:, spec.state_dim:]
-
-        def one_step(env_state, _):
-            action = self.agent.act(agent_params, env_state.obs, key, deterministic=True)
-            next_state = step_fn(env_state, action)
-            return next_state, (env_state.obs[:, :2], next_state.info["episode_metrics"])
-
-        _, (positions, episode_metrics) = jax.lax.scan(one_step, state, None, length=spec.episode_length)
-        final = jax.tree.map(lambda m: m[-1], episode_metrics)  # the episode ends on the last step
+        act = lambda env_state: self.agent.act(agent_params, env_state.obs, key, deterministic=True)  # noqa: E731
+        final, positions = first_episodes(jax.vmap(self.eval_env.step), act, state, spec.episode_length,
+                                          trace=lambda env_state: env_state.obs[:, :2])
         return final, (positions if return_positions else None), goals

@@ -54,6 +54,19 @@ ENVS: dict[str, PhysicsTask] = {
                                    maze="u"),
     "humanoid-big-maze": PhysicsTask("humanoid", "Humanoid in JaxGCRL's big maze (2 m cells).", *_HUMANOID,
                                      maze="big"),
+    # The paper code's evaluation layouts (far goals only): train on the maze, --eval-env on these.
+    "ant-u-maze-eval": PhysicsTask("ant", "Ant U-maze, far goals only (the paper's u_maze_eval).", *_ANT,
+                                   maze="u-eval"),
+    "ant-u4-maze-eval": PhysicsTask("ant", "Ant U4-maze, far goals only (the paper's u4_maze_eval).", *_ANT,
+                                    maze="u4-eval"),
+    "ant-u5-maze-eval": PhysicsTask("ant", "Ant U5-maze, far goals only (the paper's u5_maze_eval).", *_ANT,
+                                    maze="u5-eval"),
+    "ant-big-maze-eval": PhysicsTask("ant", "Ant big maze, far goals only (the paper's big_maze_eval; its job "
+                                            "script evaluates ant-big-maze here).", *_ANT, maze="big-eval"),
+    "humanoid-u-maze-eval": PhysicsTask("humanoid", "Humanoid U-maze, far goals only (the paper's u_maze_eval).",
+                                        *_HUMANOID, maze="u-eval"),
+    "humanoid-big-maze-eval": PhysicsTask("humanoid", "Humanoid big maze, far goals only (the paper's "
+                                                      "big_maze_eval).", *_HUMANOID, maze="big-eval-humanoid"),
     "arm-push-easy": PhysicsTask("arm", "Panda arm (MJX) pushes a cube to a goal on the table, small regions.",
                                  *_ARM, arm_task="push-easy", backend="mjx"),
     "arm-push-hard": PhysicsTask("arm", "Panda arm (MJX) pushes a cube to a goal on the table, wide regions.",
@@ -77,6 +90,9 @@ def validate_config(cfg: Any) -> None:
         check_positive("--episode-length", cfg.episode_length)
     if cfg.success_radius is not None:
         check_positive("--success-radius", cfg.success_radius)
+    if task.robot == "arm" and cfg.early_termination is not None:
+        raise ConfigError("--early-termination", cfg.early_termination, f"--env {cfg.env} never ends early (the arm "
+                                                                        "has no healthy range)")
     if task.maze == CUSTOM and cfg.layout is None:
         raise ConfigError("--layout", None, f"--env {cfg.env} needs --layout (one of {', '.join(BUILTIN_LAYOUTS)}, "
                                             "a file, or ASCII rows separated by '/')")
@@ -127,6 +143,7 @@ def make_envs(cfg: Any) -> tuple[Any, Any, int]:
         return env, env, length
     from depthrl.envs.physics.locomotion import Locomotion
 
+    common["terminate"] = cfg.early_termination is not False  # the paper's code terminates Ant and Humanoid
     if task.maze is None:
         env = Locomotion(robot=task.robot, **common)
         return env, env, length

@@ -20,13 +20,16 @@ pairs instead (`depthrl.envs.stitching`). The Ant starts with uniform noise of �
 and height (normal noise of 0.1 on its velocities) as JaxGCRL's; the Humanoid starts still at brax's
 initial pose (JaxGCRL's reset noise is 0).
 
-Episodes never terminate early (JaxGCRL terminates the ant and humanoid when unhealthy; the CRL buffer
-of depthrl needs fixed-length synchronised episodes, so a fallen robot stays down until the episode
-ends). Reward = 1 within the success radius. Actions are in [-1, 1]: the Ant's are its motor controls,
-the Humanoid's are scaled to its actuators' control range (±0.4), as brax's Humanoid does.
+Early termination (`terminate`; on by default, as the paper's code sets `terminate_when_unhealthy`):
+an episode ends on the step after which the torso height (the torso body's z) leaves the healthy range,
+(0.2, 1.0) m for the Ant and (1.0, 2.0) m for the Humanoid, in the open and in the mazes; the replay
+buffer keeps variable-length episodes apart. Reward = 1 within the success radius. Actions are in
+[-1, 1]: the Ant's are its motor controls, the Humanoid's are scaled to its actuators' control range
+(±0.4), as brax's Humanoid does.
 
 Backends (n_frames physics steps per env step): spring (Ant timestep 0.005 s × 10, Humanoid 0.0015 s ×
-10 with gears 350/100, brax's settings and the paper's choice), generalized (the assets' timesteps × 5),
+10 with gears 350/100: brax's settings; the paper's code runs these for the Ant and the Humanoid mazes,
+but its open Humanoid effectively steps 0.003 s, see docs/physics.md), generalized (the assets' timesteps × 5),
 mjx (Newton solver, 1 iteration, 4 line-search iterations, no Euler damping, × 5, as JaxGCRL).
 """
 
@@ -48,6 +51,8 @@ from depthrl.envs.physics import assets
 
 BACKENDS = ("spring", "generalized", "mjx")
 HUMANOID_GOAL_Z = 1.25  # about the torso height of a standing humanoid (JaxGCRL's TARGET_Z_COORD)
+# Torso heights (m) outside which an episode terminates: the paper's code, envs/ant*.py and humanoid*.py.
+HEALTHY_Z = {"ant": (0.2, 1.0), "humanoid": (1.0, 2.0)}
 
 
 @struct.dataclass
@@ -104,7 +109,8 @@ class Locomotion:
 
     robot: "ant" or "humanoid". maze: a Layout (None = the open floor). pairs: (start, goal) indices into
     `maze.free_cells` (stitching), exclusive with random_start (start in any free cell connected to the
-    goals). info: `distance` (torso to goal), `at_goal` (1.0 within `success_radius`).
+    goals). terminate: end the episode (`done` = 1) when the torso height leaves `HEALTHY_Z[robot]`.
+    info: `distance` (torso to goal), `at_goal` (1.0 within `success_radius`).
     """
 
     robot: str
@@ -116,6 +122,7 @@ class Locomotion:
     success_radius: float = 0.5
     episode_length: int = 1000
     scale: float | None = None  # maze cell size in metres (None = 4 for the Ant, 2 for the Humanoid)
+    terminate: bool = True
 
     def __post_init__(self):
         if self.robot not in ("ant", "humanoid"):
@@ -221,7 +228,7 @@ class Locomotion:
             qd = 0.1 * jax.random.normal(qd_key, qd.shape)
         q = q.at[:2].set(start)
         physics = self.init_physics(q, qd, goal)
-        return self._state(physics, jnp.zeros(sys.act_size()))
+        return self._state(physics, jnp.zeros(sys.act_size()), jnp.zeros((), jnp.float32))
 
     def step(self, state: State, action: jax.Array) -> State:
         sys = self.system
@@ -235,7 +242,12 @@ class Locomotion:
             return pipeline.step(sys, pipeline_state, action), None
 
         next_pipeline, _ = jax.lax.scan(physics_step, state.physics.pipeline, None, length=self.n_frames)
-        return self._state(state.physics.replace(pipeline=next_pipeline), action)
+        done = jnp.zeros((), jnp.float32)
+        if self.terminate:
+            low, high = HEALTHY_Z[self.robot]
+            height = next_pipeline.x.pos[0, 2]  # the torso, body 0
+            done = ((height < low) | (height > high)).astype(jnp.float32)
+        return self._state(state.physics.replace(pipeline=next_pipeline), action, done)
 
     # ---- observation ----
 
@@ -266,11 +278,11 @@ class Locomotion:
         forces = actuator.to_tau(sys, action, pipeline_state.q, pipeline_state.qd)
         return [com_inertia.reshape(-1), com_velocity.reshape(-1), forces]
 
-    def _state(self, physics: Physics, action: jax.Array) -> State:
+    def _state(self, physics: Physics, action: jax.Array, done: jax.Array) -> State:
         robot_state = self.robot_state(physics.pipeline, action).astype(jnp.float32)
         reached = robot_state[: self.goal_dim]
         distance = jnp.sqrt(jnp.sum((reached - physics.goal) ** 2))
         at_goal = (distance < self.success_radius).astype(jnp.float32)
         obs = jnp.concatenate([robot_state, physics.goal])
         info = {"distance": distance, "at_goal": at_goal}
-        return State(obs=obs, reward=at_goal, done=jnp.zeros((), jnp.float32), info=info, physics=physics)
+        return State(obs=obs, reward=at_goal, done=done, info=info, physics=physics)
