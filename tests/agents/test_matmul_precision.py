@@ -61,7 +61,7 @@ def test_crl_energy_matmul_gets_the_precision():
     spec = make_envs(EnvConfig(env="point-maze-u"))[0].spec
     for name, expected in (("highest", (jax.lax.Precision.HIGHEST,) * 2), ("default", None)):
         agent = CRL(CRLConfig(depth=4, width=8, repr_dim=4, batch_size=4, matmul_precision=name), spec)
-        params = agent.init(jax.random.PRNGKey(0)).params
+        params = jax.eval_shape(agent.init, jax.random.PRNGKey(0)).params  # shapes only: nothing is computed
         sa_input, goal = jnp.ones((4, spec.state_dim + spec.action_dim)), jnp.ones((4, spec.goal_dim))
         jaxpr = jax.make_jaxpr(agent.critic_logits)(params.sa_encoder, params.g_encoder, sa_input, goal).jaxpr
         precisions = _dot_precisions(jaxpr)
