@@ -247,6 +247,7 @@ def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None
     resume_from = _resume_candidate(run_dir) if options.resume else None  # hashes verified, nothing restored
     abstract = abstract_state(trainer, keys)  # shapes only
     omitted = ("buffer",) if not options.checkpoint_buffer and hasattr(abstract, "buffer") else ()
+    _check_disk(run_dir, abstract, omitted, options)
 
     # Compile the epoch, eval and diagnostics programs ahead of time, before any state exists: their buffer
     # assignment gives the run's exact memory, and the metrics report compile time (`compile_s`) apart from step
@@ -256,7 +257,6 @@ def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None
                                                   donate=not options.skip_non_finite)
     compile_s = time.time() - t_compile
     memory = _check_memory(trainer, abstract, (epoch_fn, eval_fn, diag_fn), options, estimate, omitted)
-    _check_disk(run_dir, abstract, omitted, options)
 
     prepare_run_dir(run_dir, options.overwrite, options.resume)
     if not options.resume:
