@@ -13,6 +13,7 @@ from reliability_helpers import NUM_EPOCHS, cli_flags, differences, tiny_args
 
 from depthrl.cli import main as cli_main
 from depthrl.errors import CheckpointError, ConfigError
+from depthrl.tools import runs
 from depthrl.training import checkpoint as ckpt
 from depthrl.training import command, runner
 from depthrl.training.train_cli import main
@@ -139,6 +140,8 @@ def test_checkpoints_without_the_replay_buffer(reference, tmp_path, capsys):
     _, trainer, state = command.load_run(tmp_path / "run")  # eval/render restore it with an empty buffer
     assert int(np.asarray(state.buffer.total_rows)[0]) == 0
     assert not np.any(np.asarray(state.buffer.data["state"])) and int(np.asarray(state.epoch)[0]) == 4
+    loaded = runs.load(tmp_path / "run", checkpoint=2)  # `depthrl eval/render --checkpoint 2`
+    assert loaded.epoch == 2 and int(np.asarray(loaded.state.buffer.total_rows)[0]) == 0
 
     ckpt._remove(newest)
     assert main(dataclasses.replace(args, resume=str(tmp_path / "run"))) == 0

@@ -468,19 +468,31 @@ def restore_state(trainer: Trainer, keys: jax.Array, checkpoint_dir: Path, abstr
     """(path, state) of the newest usable checkpoint, or None. The parts a checkpoint left out
     (--no-checkpoint-buffer: the replay buffer) are those of a fresh state: an empty buffer."""
     abstract = abstract_state(trainer, keys) if abstract is None else abstract
-
-    def target(manifest: dict) -> Any:
-        return _without(abstract, tuple(str(name) for name in manifest.get("omitted", ())))
-
-    found = ckpt.restore_latest(checkpoint_dir, target, warn=warn, verified=verified)
+    found = ckpt.restore_latest(checkpoint_dir, _checkpoint_target(abstract), warn=warn, verified=verified)
     if found is None:
         return None
-    path, state = found
+    return found[0], _fill_omitted(trainer, keys, found[0], found[1])
+
+
+def restore_checkpoint(trainer: Trainer, keys: jax.Array, path: Path) -> Any:
+    """The state in checkpoint `path` (verified by the caller), with the parts it left out filled fresh."""
+    target = _checkpoint_target(abstract_state(trainer, keys))
+    return _fill_omitted(trainer, keys, path, ckpt.restore(path, target(ckpt.read_manifest(path))))
+
+
+def _checkpoint_target(abstract: Any):
+    """The restore target of a checkpoint given its manifest: `abstract` less the fields it omitted."""
+    def target(manifest: dict) -> Any:
+        return _without(abstract, tuple(str(name) for name in manifest.get("omitted", ())))
+    return target
+
+
+def _fill_omitted(trainer: Trainer, keys: jax.Array, path: Path, state: Any) -> Any:
     omitted = tuple(ckpt.read_manifest(path).get("omitted", ()))
-    if omitted:
-        fresh = jax.jit(lambda k: {name: getattr(jax.vmap(trainer.init)(k), name) for name in omitted})(keys)
-        state = state.replace(**fresh)
-    return path, state
+    if not omitted:
+        return state
+    fresh = jax.jit(lambda k: {name: getattr(jax.vmap(trainer.init)(k), name) for name in omitted})(keys)
+    return state.replace(**fresh)
 
 
 def _restore(trainer: Trainer, keys: jax.Array, abstract: Any, run_dir: Path, verified: Path) -> tuple[Path, Any]:
