@@ -1,8 +1,11 @@
 """Know the cost before paying it: parameters, FLOPs per SGD step and peak memory of a run, before compiling.
 
 `depthrl estimate <the flags of depthrl train crl>` prints the estimate; `depthrl train` prints the same line
-at start and refuses a run whose estimated peak exceeds the free memory of the device (GPU: the allocator's
-limit minus what is in use; CPU: the kernel's MemAvailable), unless `--no-memory-check`.
+at start. The refusal is exact: `depthrl train` compiles its programs before allocating anything and compares
+XLA's buffer assignment (`CompiledMemory`) with the free memory of the device (GPU: the allocator's limit
+minus what is in use; CPU: the kernel's MemAvailable; DEPTHRL_MEMORY_LIMIT_BYTES overrides both), unless
+`--no-memory-check`. The model below is used where a backend gives no buffer assignment, and by
+`depthrl estimate` (which compiles only with `--compile`).
 
 Exact parts (from `jax.eval_shape` of the trainer's init, nothing is compiled or allocated): parameters,
 optimiser state, replay buffer, env states. Modelled parts: FLOPs (2 per multiply-add of every Dense,
