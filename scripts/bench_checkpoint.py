@@ -9,10 +9,13 @@ MiB and checkpoints every --every epochs in three modes, printing one JSON line 
   async  `checkpoint.AsyncCheckpointer.save` (what the runner does): the host copy on the training thread,
          the rest on a background thread, waited for before the next save and at the end.
 
-Per mode: median seconds of an epoch without a save, mean seconds of an epoch iteration that saves (the save
-call included), the loop's total seconds, the final wait (async) and the checkpoint's size.
+Per mode: median seconds of an epoch without a save (all, and those after the first save, which may run next
+to a background write), mean seconds the save call holds the training thread, mean seconds of an epoch
+iteration that saves (the save call included), the loop's total seconds, the final wait (async: the last
+write) and the checkpoint's size. Choose --every so that a write fits between two saves (a save waits for
+the previous write), as a real run's --eval-every does: minutes apart.
 
-    python scripts/bench_checkpoint.py                       # 512 MiB buffer, 12 epochs, a save every 2
+    python scripts/bench_checkpoint.py                       # 512 MiB buffer, 24 epochs, a save every 8
     python scripts/bench_checkpoint.py --buffer-mib 64 --epochs 4   # a quick one
 """
 
@@ -72,17 +75,24 @@ def run_mode(mode: str, trainer, epoch_fn, epochs: int, every: int, directory: P
     jax.block_until_ready(state)
     shutil.rmtree(directory, ignore_errors=True)
     saver = ckpt.AsyncCheckpointer(directory, keep=2, resume_hint="--resume RUN") if mode == "async" else None
-    plain, saving = [], []
+    plain, after, saves, saving = [], [], [], []
     t_loop = time.perf_counter()
     for epoch in range(1, epochs + 1):
         t = time.perf_counter()
         state, metrics = epoch_fn(state)
         jax.device_get(metrics)  # the runner reads the metrics every epoch: this waits for the epoch
+        t_save = time.perf_counter()
         if epoch % every == 0 and mode == "sync":
             ckpt.save(directory, epoch, state, keep=2)
         elif epoch % every == 0 and mode == "async":
             saver.save(epoch, state)
-        (saving if epoch % every == 0 and mode != "none" else plain).append(time.perf_counter() - t)
+        if epoch % every == 0 and mode != "none":
+            saves.append(time.perf_counter() - t_save)
+            saving.append(time.perf_counter() - t)
+        elif mode != "none" and epoch > every:
+            after.append(time.perf_counter() - t)  # epochs that may run next to a background write
+        else:
+            plain.append(time.perf_counter() - t)
     t_wait = time.perf_counter()
     if saver is not None:
         saver.close()
@@ -92,7 +102,9 @@ def run_mode(mode: str, trainer, epoch_fn, epochs: int, every: int, directory: P
     size = sum(p.stat().st_size for p in newest.rglob("*") if p.is_file()) if newest else 0
     shutil.rmtree(directory, ignore_errors=True)
     return {"mode": mode, "epochs": epochs, "checkpoint_every": every,
-            "epoch_s_median": statistics.median(plain) if plain else None,
+            "epoch_s_median": statistics.median(plain + after),
+            "epoch_s_median_after_first_save": statistics.median(after) if after else None,
+            "save_call_s_mean": statistics.mean(saves) if saves else None,
             "saving_epoch_s_mean": statistics.mean(saving) if saving else None,
             "loop_s": loop_s, "final_wait_s": wait_s, "checkpoint_mib": size / 2**20}
 
@@ -100,8 +112,8 @@ def run_mode(mode: str, trainer, epoch_fn, epochs: int, every: int, directory: P
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--buffer-mib", type=int, default=512, help="replay buffer size in MiB")
-    parser.add_argument("--epochs", type=int, default=12, help="timed epochs per mode")
-    parser.add_argument("--every", type=int, default=2, help="checkpoint every this many epochs")
+    parser.add_argument("--epochs", type=int, default=24, help="timed epochs per mode")
+    parser.add_argument("--every", type=int, default=8, help="checkpoint every this many epochs")
     parser.add_argument("--num-envs", type=int, default=64)
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--width", type=int, default=256)

@@ -434,7 +434,7 @@ def _check_disk(run_dir: Path, abstract: Any, omitted: tuple[str, ...], options:
     if free < one:
         raise ConfigError("--run-dir", str(run_dir), f"its disk has {cost.mib(free)} free but one checkpoint needs "
                           f"≈ {cost.mib(one)}: free disk space or choose another --run-dir{leave_out}")
-    held = (options.keep_checkpoints + 1) * one
+    held = (options.keep_checkpoints + 1 - len(ckpt.list_checkpoints(run_dir / "checkpoints"))) * one
     if free < held:
         print(f"warning: the disk of {run_dir} has {cost.mib(free)} free; --keep-checkpoints "
               f"{options.keep_checkpoints} (+ the one being written) need ≈ {cost.mib(held)}: the run stops when a "
