@@ -155,6 +155,26 @@ def test_train_refuses_a_run_whose_compiled_programs_cannot_fit(make_tiny_args, 
     assert rows[-1]["memory/compiled_peak_bytes"] == memory.peak_bytes
 
 
+def test_compiled_need_per_platform_and_devices():
+    """Bytes are per device: an accelerator needs the peak on each; on CPU every device's share and the
+    checkpoint's host copy share the RAM."""
+    cpu = estimate.CompiledMemory(state_bytes=100, epoch_bytes=300, eval_bytes=150, diagnostics_bytes=120,
+                                  buffer_bytes=80, snapshot_bytes=100, num_devices=2, platform="cpu")
+    assert cpu.peak_bytes == 300 and cpu.needed_bytes == 2 * 300 + 100
+    gpu = dataclasses.replace(cpu, platform="gpu", eval_bytes=400)
+    assert gpu.peak_bytes == gpu.needed_bytes == 400
+    hints = {"batch_size": 512, "remat": False, "num_envs": 512, "buffer_size": 10**6, "num_seeds": 1}
+    estimate.check_compiled_fits(gpu, 400, "a test GPU", hints)  # fits exactly
+    with pytest.raises(ConfigError) as err:
+        estimate.check_compiled_fits(gpu, 399, "a test GPU", hints)
+    assert err.value.flag == "--batch-size"  # temporaries (300) outweigh the state (100)
+    assert "per device" in str(err.value) and "more --num-devices" in str(err.value)
+    state_heavy = dataclasses.replace(gpu, state_bytes=350)
+    with pytest.raises(ConfigError) as err:
+        estimate.check_compiled_fits(state_heavy, 399, "a test GPU", {**hints, "num_seeds": 4})
+    assert err.value.flag == "--buffer-size" and "fewer --num-seeds (now 4)" in str(err.value)
+
+
 def test_memory_limit_variable_is_validated(monkeypatch):
     monkeypatch.setenv(estimate.MEMORY_LIMIT_ENV, "lots")
     with pytest.raises(ConfigError, match=estimate.MEMORY_LIMIT_ENV):
