@@ -75,7 +75,7 @@ def run_mode(mode: str, trainer, epoch_fn, epochs: int, every: int, directory: P
     jax.block_until_ready(state)
     shutil.rmtree(directory, ignore_errors=True)
     saver = ckpt.AsyncCheckpointer(directory, keep=2, resume_hint="--resume RUN") if mode == "async" else None
-    plain, after, saves, saving = [], [], [], []
+    plain, after, saves, saving, waits, copies = [], [], [], [], [], []
     t_loop = time.perf_counter()
     for epoch in range(1, epochs + 1):
         t = time.perf_counter()
@@ -86,6 +86,8 @@ def run_mode(mode: str, trainer, epoch_fn, epochs: int, every: int, directory: P
             ckpt.save(directory, epoch, state, keep=2)
         elif epoch % every == 0 and mode == "async":
             saver.save(epoch, state)
+            waits.append(saver.wait_s)
+            copies.append(saver.snapshot_s)
         if epoch % every == 0 and mode != "none":
             saves.append(time.perf_counter() - t_save)
             saving.append(time.perf_counter() - t)
@@ -106,6 +108,8 @@ def run_mode(mode: str, trainer, epoch_fn, epochs: int, every: int, directory: P
             "epoch_s_median_after_first_save": statistics.median(after) if after else None,
             "save_call_s_mean": statistics.mean(saves) if saves else None,
             "saving_epoch_s_mean": statistics.mean(saving) if saving else None,
+            "save_wait_s_mean": statistics.mean(waits) if waits else None,  # async: held by the previous write
+            "save_copy_s_mean": statistics.mean(copies) if copies else None,  # async: the host snapshot
             "loop_s": loop_s, "final_wait_s": wait_s, "checkpoint_mib": size / 2**20}
 
 

@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,13 +60,22 @@ def nbytes(tree: Any) -> int:
     return sum(int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))
 
 
-def snapshot(state: Any) -> Any:
+def snapshot(state: Any, reuse: Any = None) -> Any:
     """A host copy of `state` that nothing else aliases. On CPU, `jax.device_get` returns views of the device
-    buffers, which a donated next epoch may reuse: they are copied. Elsewhere the transfer already copies."""
+    buffers, which a donated next epoch may reuse: they are copied, into `reuse` (an earlier snapshot no
+    longer in use) when its arrays match. Filling existing pages is far cheaper than fresh ones (512 MiB:
+    0.13-0.17 s against 0.4-4 s on the 2-core dev CPU). Elsewhere the transfer already copies."""
     host = jax.device_get(state)
-    if jax.devices()[0].platform == "cpu":
-        host = jax.tree.map(lambda x: np.array(x, copy=True), host)
-    return host
+    if jax.devices()[0].platform != "cpu":
+        return host
+    if reuse is not None and jax.tree.structure(reuse) == jax.tree.structure(host):
+        pairs = list(zip(jax.tree.leaves(reuse), jax.tree.leaves(host), strict=True))
+        if all(isinstance(d, np.ndarray) and d.shape == np.shape(s) and d.dtype == np.asarray(s).dtype
+               for d, s in pairs):
+            for destination, source in pairs:
+                np.copyto(destination, source)
+            return reuse
+    return jax.tree.map(lambda x: np.array(x, copy=True), host)
 
 
 def free_disk_bytes(directory: Path) -> int:
@@ -147,9 +157,13 @@ class AsyncCheckpointer:
         self.last_saved = last_saved  # epoch of the newest completed checkpoint
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
         self._pending: tuple[int, concurrent.futures.Future] | None = None
+        self.wait_s = self.snapshot_s = 0.0  # of the last save
+        self._host: Any = None  # the last snapshot, refilled by the next save on CPU
 
     def save(self, epoch: int, state: Any, metadata: dict | None = None) -> None:
+        t0 = time.perf_counter()
         self.wait()
+        self.wait_s = time.perf_counter() - t0  # held by the previous write (0 when it had finished)
         needed, free = disk_needed(nbytes(state)), free_disk_bytes(self.checkpoint_dir)
         if free < needed:
             raise CheckpointError(
@@ -157,7 +171,9 @@ class AsyncCheckpointer:
                 f"{self.checkpoint_dir} has {free / 2**20:.1f} MiB free. {self._last_good()} Free disk space "
                 f"(or lower --keep-checkpoints, or pass --no-checkpoint-buffer to leave the replay buffer out), "
                 f"then continue with {self.resume_hint}")
-        host = snapshot(state)
+        t1 = time.perf_counter()
+        host = self._host = snapshot(state, reuse=self._host)  # the previous write is done with it
+        self.snapshot_s = time.perf_counter() - t1  # the host copy: what a save costs the training thread
         self._pending = (epoch, self._executor.submit(write, self.checkpoint_dir, epoch, host, self.keep, metadata))
 
     def poll(self) -> None:
@@ -193,6 +209,7 @@ class AsyncCheckpointer:
             self.wait()
         finally:
             self._executor.shutdown(wait=True)
+            self._host = None
 
     def _last_good(self) -> str:
         if self.last_saved is None:
