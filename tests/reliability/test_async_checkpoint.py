@@ -52,9 +52,11 @@ def test_save_returns_while_the_write_runs_and_keeps_the_state_of_its_call(tmp_p
     next_epoch = jax.jit(lambda s: jax.tree.map(lambda x: x * 0 - 1, s), donate_argnums=0)
     state = next_epoch(state)  # reuses the donated buffers of the saved state
     jax.block_until_ready(state)
+    first_copy = saver._host
     release.set()
-    saver.save(2, state)  # waits for checkpoint 1 first
+    saver.save(2, state)  # waits for checkpoint 1 first, then refills its host copy (CPU)
     assert ckpt.verify(tmp_path / "epoch_00000001") is None and saver.last_saved == 1
+    assert saver._host is first_copy and saver.snapshot_s >= 0 and saver.wait_s >= 0
     saver.close()
     assert saver.last_saved == 2
     restored = ckpt.restore(tmp_path / "epoch_00000001", expected)
