@@ -129,6 +129,18 @@ def test_compiled_memory_is_xlas_buffer_assignment(make_tiny_args, tmp_path):
     assert memory.snapshot_bytes == state and memory.needed_bytes == memory.peak_bytes + state
 
 
+def test_estimate_compile_reports_what_train_checks(make_tiny_args, tmp_path, capsys):
+    memory, _ = _compiled_memory(make_tiny_args(tmp_path / "r"))
+    flags = ["--env", "point-maze", "--layout", "######/#R...#/#....#/#...G#/######", "--episode-length", "50",
+             "--depth", "4", "--width", "16", "--repr-dim", "8", "--batch-size", "32", "--num-envs", "16",
+             "--unroll-length", "25", "--sgd-steps-per-collect", "4", "--num-eval-envs", "8", "--buffer-size", "4000"]
+    assert cli.main(["estimate", *flags, "--compile", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["compiled"]["peak_bytes"] == memory.peak_bytes
+    assert out["compiled"]["needed_bytes"] == memory.needed_bytes
+    assert out["estimate_over_compiled"] == pytest.approx(out["peak_bytes"] / memory.peak_bytes)
+
+
 def test_train_refuses_a_run_whose_compiled_programs_cannot_fit(make_tiny_args, tmp_path, monkeypatch, capsys):
     """The limit (DEPTHRL_MEMORY_LIMIT_BYTES) one byte below the compiled need refuses, before anything is
     allocated or written, naming the flags to change; at exactly the need the run trains, with the epoch traced
