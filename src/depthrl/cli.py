@@ -59,7 +59,7 @@ def _resolve(argv: list[str]) -> tuple[tuple[str, str | None], list[str]] | None
 def main(argv: list[str] | None = None) -> int:
     import tyro
 
-    from depthrl.errors import ConfigError, DivergenceError
+    from depthrl.errors import CheckpointError, ConfigError, DivergenceError
 
     # GPU memory is allocated on demand instead of JAX's default (75% of the GPU at start), so several runs can
     # share a GPU and memory_stats() shows what a run uses. Set before any command imports jax; a user's
@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     except DivergenceError as err:  # the runner kept the last good checkpoint and wrote divergence.json
         print(f"{prog}: diverged: {err}", file=sys.stderr)
         return 3
+    except CheckpointError as err:  # a checkpoint could not be written; the earlier ones are intact
+        print(f"{prog}: checkpoint failed: {err}", file=sys.stderr)
+        return 4
     except KeyboardInterrupt:  # the runner already said which checkpoint is kept and how to resume
         return 130
 

@@ -23,6 +23,11 @@ class DivergenceError(RuntimeError):
     """Training stopped because a loss, gradient or parameter became non-finite (the message says which, where)."""
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be written (disk full, I/O error): the run stopped; the message names the last
+    good checkpoint and how to resume."""
+
+
 def check_positive(flag: str, value: int | float) -> None:
     if not value > 0:
         raise ConfigError(flag, value, "must be > 0")

@@ -1,8 +1,11 @@
 """Know the cost before paying it: parameters, FLOPs per SGD step and peak memory of a run, before compiling.
 
 `depthrl estimate <the flags of depthrl train crl>` prints the estimate; `depthrl train` prints the same line
-at start and refuses a run whose estimated peak exceeds the free memory of the device (GPU: the allocator's
-limit minus what is in use; CPU: the kernel's MemAvailable), unless `--no-memory-check`.
+at start. The refusal is exact: `depthrl train` compiles its programs before allocating anything and compares
+XLA's buffer assignment (`CompiledMemory`) with the free memory of the device (GPU: the allocator's limit
+minus what is in use; CPU: the kernel's MemAvailable; DEPTHRL_MEMORY_LIMIT_BYTES overrides both), unless
+`--no-memory-check`. The model below is used where a backend gives no buffer assignment, and by
+`depthrl estimate` (which compiles only with `--compile`).
 
 Exact parts (from `jax.eval_shape` of the trainer's init, nothing is compiled or allocated): parameters,
 optimiser state, replay buffer, env states. Modelled parts: FLOPs (2 per multiply-add of every Dense,
@@ -267,12 +270,29 @@ def estimate(args: Any, trainer: Any) -> Estimate:
     )
 
 
-def available_memory() -> tuple[int | None, str]:
-    """(free bytes of the device a run uses, where the number comes from); (None, why) if unknown."""
-    device = jax.devices()[0]
-    stats = device.memory_stats()
-    if stats and "bytes_limit" in stats:
-        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0)), f"{device.platform} {device.device_kind}"
+MEMORY_LIMIT_ENV = "DEPTHRL_MEMORY_LIMIT_BYTES"
+
+
+def available_memory(num_devices: int = 1) -> tuple[int | None, str]:
+    """(free bytes for a run on the first `num_devices` devices, where the number comes from); (None, why) if
+    unknown. GPU/TPU: the smallest `bytes_limit − bytes_in_use` of those devices (`memory_stats()`); CPU: the
+    kernel's MemAvailable (shared by every CPU device). The environment variable DEPTHRL_MEMORY_LIMIT_BYTES, if
+    set, replaces the measurement (to test the check, or to keep a run under a budget)."""
+    limit = os.environ.get(MEMORY_LIMIT_ENV)
+    if limit is not None:
+        try:
+            value = int(limit)
+        except ValueError:
+            value = -1
+        if value <= 0:
+            raise ConfigError(MEMORY_LIMIT_ENV, limit, "must be a positive whole number of bytes")
+        return value, f"the limit {MEMORY_LIMIT_ENV}={value}"
+    devices = jax.devices()[:num_devices]
+    stats = [device.memory_stats() for device in devices]
+    if all(s and "bytes_limit" in s for s in stats):
+        free = min(int(s["bytes_limit"] - s.get("bytes_in_use", 0)) for s in stats)
+        device = devices[0]
+        return free, f"{device.platform} {device.device_kind}" + (" (least free)" if len(devices) > 1 else "")
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -284,6 +304,108 @@ def available_memory() -> tuple[int | None, str]:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "cpu RAM (free pages)"
     except (ValueError, OSError, AttributeError):
         return None, "unknown (no memory stats on this platform)"
+
+
+@dataclasses.dataclass(frozen=True)
+class CompiledMemory:
+    """Memory of a run from XLA's buffer assignment of its compiled programs (`memory_analysis()`), per device.
+
+    The epoch program's arguments are the train state; the evaluation and diagnostics programs run while the
+    state is alive, so they add their outputs and temporaries to it. Bytes are per device: with
+    `--num-devices N` XLA reports one device's share (parameters and replay replicated, the batch split).
+    """
+
+    state_bytes: int  # the train state (the epoch's arguments)
+    epoch_bytes: int  # epoch: arguments + outputs + temporaries − aliased (the donated state is reused)
+    eval_bytes: int  # evaluation: state + its outputs and temporaries
+    diagnostics_bytes: int  # diagnostics: state + its outputs and temporaries
+    buffer_bytes: int  # the replay buffer inside the state (per device)
+    snapshot_bytes: int  # host copy a checkpoint takes: on CPU it shares RAM with the "device"
+    num_devices: int
+    platform: str
+
+    @property
+    def peak_bytes(self) -> int:
+        """Peak of one device while training."""
+        return max(self.epoch_bytes, self.eval_bytes, self.diagnostics_bytes)
+
+    @property
+    def needed_bytes(self) -> int:
+        """What must be free where `available_memory` measures: per device on an accelerator; on CPU every device
+        and the checkpoint's host copy share the RAM."""
+        if self.platform == "cpu":
+            return self.peak_bytes * self.num_devices + self.snapshot_bytes
+        return self.peak_bytes
+
+    def line(self, est: Estimate | None = None) -> str:
+        """The line `depthrl train` prints after compiling."""
+        where = " per device" if self.num_devices > 1 else ""
+        snapshot = f" + checkpoint copy {mib(self.snapshot_bytes)}" if self.platform == "cpu" and self.snapshot_bytes \
+            else ""
+        ratio = f"; the estimate ({mib(est.peak_bytes)}) is {est.peak_bytes / self.peak_bytes:.2f}×" if est else ""
+        return (f"memory (compiled): peak {mib(self.peak_bytes)}{where} (train state {mib(self.state_bytes)}, of it "
+                f"replay {mib(self.buffer_bytes)}; epoch temporaries {mib(self.epoch_bytes - self.state_bytes)})"
+                f"{snapshot}{ratio}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "peak_bytes": self.peak_bytes, "needed_bytes": self.needed_bytes}
+
+
+def _program_bytes(compiled: Any) -> tuple[int, int, int, int] | None:
+    """(arguments, outputs, temporaries, aliased) bytes of a compiled program; None where XLA does not say."""
+    try:
+        m = compiled.memory_analysis()
+    except Exception:  # a backend without buffer-assignment statistics
+        return None
+    if m is None:
+        return None
+    return (int(m.argument_size_in_bytes), int(m.output_size_in_bytes),
+            int(m.temp_size_in_bytes) + int(getattr(m, "generated_code_size_in_bytes", 0)),
+            int(m.alias_size_in_bytes))
+
+
+def compiled_memory(epoch: Any, evaluate: Any, diagnostics: Any, buffer_bytes: int, snapshot_bytes: int,
+                    num_devices: int) -> CompiledMemory | None:
+    """`CompiledMemory` of a run's compiled epoch, evaluation and diagnostics programs; None if unavailable."""
+    programs = [_program_bytes(c) for c in (epoch, evaluate, diagnostics)]
+    if any(p is None for p in programs):
+        return None
+    (state, out, temp, alias), (_, eval_out, eval_temp, _), (_, diag_out, diag_temp, _) = programs
+    return CompiledMemory(state_bytes=state, epoch_bytes=state + out + temp - alias,
+                          eval_bytes=state + eval_out + eval_temp, diagnostics_bytes=state + diag_out + diag_temp,
+                          buffer_bytes=buffer_bytes,  # replicated: whole on every device
+                          snapshot_bytes=snapshot_bytes, num_devices=num_devices, platform=jax.devices()[0].platform)
+
+
+def check_compiled_fits(memory: CompiledMemory, available: int | None, where: str, hints: Mapping[str, Any],
+                        est: Estimate | None = None) -> None:
+    """Raise ConfigError when the compiled run needs more than `available` bytes, naming what to change.
+    hints: the run's current values of batch_size, remat, num_envs, buffer_size, num_seeds, num_devices."""
+    if available is None or memory.needed_bytes <= available:
+        return
+    remat = est.remat_flags() if est is not None else "--remat --network-layout scan"
+    if est is not None and est.activation_bytes_remat < 0.8 * est.activation_bytes:
+        remat += f" (estimated activations {mib(est.activation_bytes)} → {mib(est.activation_bytes_remat)})"
+    elif hints.get("remat"):
+        remat = ""  # already on
+    options = [remat, f"a smaller --batch-size (now {hints.get('batch_size')})",
+               f"fewer --num-envs (now {hints.get('num_envs')})",
+               f"a smaller --buffer-size (now {hints.get('buffer_size')}: replay {mib(memory.buffer_bytes)})"]
+    if hints.get("num_seeds", 1) > 1:
+        options.append(f"fewer --num-seeds (now {hints['num_seeds']})")
+    if memory.platform != "cpu":
+        options.append("more --num-devices (splits the batch)")
+    temporaries = memory.peak_bytes - memory.state_bytes
+    flag, value = (("--batch-size", hints.get("batch_size")) if temporaries >= memory.state_bytes
+                   else ("--buffer-size", hints.get("buffer_size")))
+    per_device = " per device" if memory.num_devices > 1 and memory.platform != "cpu" else ""
+    snapshot = (f", with the checkpoint's host copy {mib(memory.snapshot_bytes)}"
+                if memory.platform == "cpu" and memory.snapshot_bytes else "")
+    raise ConfigError(flag, value if value is not None else "(as given)",
+                      f"the compiled training program needs {mib(memory.needed_bytes)}{per_device} (train state "
+                      f"{mib(memory.state_bytes)}, of it replay {mib(memory.buffer_bytes)}; temporaries "
+                      f"{mib(temporaries)}{snapshot}) but {where} has {mib(available)} free; to fit, try "
+                      f"{', '.join(o for o in options if o)}; --no-memory-check runs it anyway")
 
 
 def check_fits(est: Estimate, available: int | None, where: str) -> None:

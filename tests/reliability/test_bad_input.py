@@ -133,10 +133,12 @@ def test_resume_takes_the_runs_config_and_the_shell_flags_given(reference):
     from depthrl.training.train_cli import Args
 
     args, run_dir, _ = reference
-    given = Args(resume=str(run_dir), skip_non_finite=True, keep_checkpoints=5, memory_check=False, plots=False)
+    given = Args(resume=str(run_dir), skip_non_finite=True, keep_checkpoints=5, memory_check=False, plots=False,
+                 checkpoint_buffer=False)
     resolved = resolve_resume(given)
     assert (resolved.agent, resolved.env, resolved.train) == (args.agent, args.env, args.train)
     assert (resolved.skip_non_finite, resolved.keep_checkpoints, resolved.memory_check) == (True, 5, False)
+    assert resolved.checkpoint_buffer is False and resolve_resume(Args(resume=str(run_dir))).checkpoint_buffer
     assert resolved.run_dir == str(run_dir) and resolved.compile_cache is False  # not given: the run's
 
 

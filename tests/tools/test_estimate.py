@@ -10,7 +10,7 @@ import pytest
 from depthrl import cli, estimate
 from depthrl.agents.crl import CRLConfig
 from depthrl.errors import ConfigError
-from depthrl.training import command
+from depthrl.training import command, loop, runner
 from depthrl.training.train_cli import Args, main
 
 # The estimate of one SGD step must lie within this factor of XLA's buffer assignment (measured on CPU over
@@ -106,13 +106,93 @@ def test_check_fits_names_what_to_change():
         estimate.check_fits(big_buffer, est.peak_bytes, "test device")
 
 
-def test_train_refuses_a_run_that_cannot_fit(make_tiny_args, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(estimate, "available_memory", lambda: (64 * 1024, "a 64 KiB test device"))
+def _compiled_memory(args: Args):
+    """What `depthrl train` measures: its three programs compiled for the state's shapes (nothing allocated)."""
+    trainer = command.build(args)
+    cfg = trainer.config
+    abstract = runner.abstract_state(trainer, runner.seed_keys(cfg.seed, cfg.num_seeds))
+    programs = runner.compile_programs(trainer, abstract)
+    return runner.measure_memory(trainer, abstract, programs), programs
+
+
+def test_compiled_memory_is_xlas_buffer_assignment(make_tiny_args, tmp_path):
+    memory, (epoch, evaluate, diagnostics) = _compiled_memory(make_tiny_args(tmp_path / "r"))
+    e, v, d = epoch.memory_analysis(), evaluate.memory_analysis(), diagnostics.memory_analysis()
+    state = e.argument_size_in_bytes
+    assert memory.state_bytes == state
+    assert memory.buffer_bytes == (4000 // 16) * 16 * (4 + 2) * 4 + 4  # rows × envs × (state, action) + row counter
+    assert e.alias_size_in_bytes == state  # the state is donated: the epoch writes the next one in place
+    assert memory.epoch_bytes == state + e.output_size_in_bytes + e.temp_size_in_bytes - state
+    assert memory.peak_bytes == max(memory.epoch_bytes, state + v.output_size_in_bytes + v.temp_size_in_bytes,
+                                    state + d.output_size_in_bytes + d.temp_size_in_bytes)
+    # CPU: the checkpoint's host copy of the state lives in the same RAM
+    assert memory.snapshot_bytes == state and memory.needed_bytes == memory.peak_bytes + state
+
+
+def test_estimate_compile_reports_what_train_checks(make_tiny_args, tmp_path, capsys):
+    memory, _ = _compiled_memory(make_tiny_args(tmp_path / "r"))
+    flags = ["--env", "point-maze", "--layout", "######/#R...#/#....#/#...G#/######", "--episode-length", "50",
+             "--depth", "4", "--width", "16", "--repr-dim", "8", "--batch-size", "32", "--num-envs", "16",
+             "--unroll-length", "25", "--sgd-steps-per-collect", "4", "--num-eval-envs", "8", "--buffer-size", "4000"]
+    assert cli.main(["estimate", *flags, "--compile", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["compiled"]["peak_bytes"] == memory.peak_bytes
+    assert out["compiled"]["needed_bytes"] == memory.needed_bytes
+    assert out["estimate_over_compiled"] == pytest.approx(out["peak_bytes"] / memory.peak_bytes)
+
+
+def test_train_refuses_a_run_whose_compiled_programs_cannot_fit(make_tiny_args, tmp_path, monkeypatch, capsys):
+    """The limit (DEPTHRL_MEMORY_LIMIT_BYTES) one byte below the compiled need refuses, before anything is
+    allocated or written, naming the flags to change; at exactly the need the run trains, with the epoch traced
+    (so compiled) once: the checked program is the one that trains."""
     args = make_tiny_args(tmp_path / "refused")
-    with pytest.raises(ConfigError, match="--no-memory-check"):
+    memory, _ = _compiled_memory(args)
+    monkeypatch.setenv(estimate.MEMORY_LIMIT_ENV, str(memory.needed_bytes - 1))
+    with pytest.raises(ConfigError) as err:
         main(args)
-    assert "estimate:" in capsys.readouterr().out
-    assert not (tmp_path / "refused" / "checkpoints").exists()  # refused before any compute
+    message = str(err.value)
+    for flag in ("--remat", "--batch-size", "--num-envs", "--buffer-size", "--no-memory-check"):
+        assert flag in message, (flag, message)
+    assert f"the limit {estimate.MEMORY_LIMIT_ENV}={memory.needed_bytes - 1}" in message
+    assert "memory (compiled): peak" in capsys.readouterr().out
+    assert not (tmp_path / "refused").exists()  # refused before the run directory is made
+
+    traces = []
+    real_epoch = loop.Trainer.epoch
+    monkeypatch.setattr(loop.Trainer, "epoch", lambda self, ts: traces.append(1) or real_epoch(self, ts))
+    monkeypatch.setenv(estimate.MEMORY_LIMIT_ENV, str(memory.needed_bytes))
+    assert main(args) == 0
+    assert len(traces) == 1  # 4 epochs, one trace: the compiled program that was checked is the one that ran
+    rows = runner.read_metrics(tmp_path / "refused")
+    assert rows[-1]["memory/compiled_peak_bytes"] == memory.peak_bytes
+
+
+def test_compiled_need_per_platform_and_devices():
+    """Bytes are per device: an accelerator needs the peak on each; on CPU every device's share and the
+    checkpoint's host copy share the RAM."""
+    cpu = estimate.CompiledMemory(state_bytes=100, epoch_bytes=300, eval_bytes=150, diagnostics_bytes=120,
+                                  buffer_bytes=80, snapshot_bytes=100, num_devices=2, platform="cpu")
+    assert cpu.peak_bytes == 300 and cpu.needed_bytes == 2 * 300 + 100
+    gpu = dataclasses.replace(cpu, platform="gpu", eval_bytes=400)
+    assert gpu.peak_bytes == gpu.needed_bytes == 400
+    hints = {"batch_size": 512, "remat": False, "num_envs": 512, "buffer_size": 10**6, "num_seeds": 1}
+    estimate.check_compiled_fits(gpu, 400, "a test GPU", hints)  # fits exactly
+    with pytest.raises(ConfigError) as err:
+        estimate.check_compiled_fits(gpu, 399, "a test GPU", hints)
+    assert err.value.flag == "--batch-size"  # temporaries (300) outweigh the state (100)
+    assert "per device" in str(err.value) and "more --num-devices" in str(err.value)
+    state_heavy = dataclasses.replace(gpu, state_bytes=350)
+    with pytest.raises(ConfigError) as err:
+        estimate.check_compiled_fits(state_heavy, 399, "a test GPU", {**hints, "num_seeds": 4})
+    assert err.value.flag == "--buffer-size" and "fewer --num-seeds (now 4)" in str(err.value)
+
+
+def test_memory_limit_variable_is_validated(monkeypatch):
+    monkeypatch.setenv(estimate.MEMORY_LIMIT_ENV, "lots")
+    with pytest.raises(ConfigError, match=estimate.MEMORY_LIMIT_ENV):
+        estimate.available_memory()
+    monkeypatch.setenv(estimate.MEMORY_LIMIT_ENV, "1024")
+    assert estimate.available_memory() == (1024, f"the limit {estimate.MEMORY_LIMIT_ENV}=1024")
 
 
 def test_estimate_command(capsys):

@@ -65,6 +65,7 @@ TWO_DEVICES = textwrap.dedent(r'''
     assert command.run(args) == 0
     row = runner.read_metrics(pathlib.Path(args.run_dir))[-1]
     out["run_critic_loss"] = row["critic/loss"]
+    out["run_compiled_peak_bytes"] = row["memory/compiled_peak_bytes"]  # compiled for the replicated state
     out["run_success"] = row["eval/success"]
 
     # 3. Validation: the batch must divide across the devices.
@@ -101,6 +102,7 @@ def test_sharded_run_equals_one_device_epochs(two_device_result):
     one, two = two_device_result["one_device_mean_critic_loss"], two_device_result["run_critic_loss"]
     assert abs(one - two) <= 1e-4 * max(1.0, abs(one)), (one, two)
     assert 0.0 <= two_device_result["run_success"] <= 1.0
+    assert two_device_result["run_compiled_peak_bytes"] > 0  # the memory check ran on the two-device programs
 
 
 def test_batch_must_divide_across_devices(two_device_result):

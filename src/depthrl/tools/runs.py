@@ -37,7 +37,6 @@ def run_args(run_dir: Path) -> Any:
 
 def load(run_dir: str | Path, checkpoint: int | None = None) -> LoadedRun:
     """The run and its state at checkpoint `checkpoint` (an epoch; None: the newest intact one)."""
-    import jax
 
     from depthrl.training import checkpoint as ckpt
     from depthrl.training import command, runner
@@ -46,11 +45,11 @@ def load(run_dir: str | Path, checkpoint: int | None = None) -> LoadedRun:
     args = run_args(run_dir)
     trainer = command.build(args)
     cfg = trainer.config
-    abstract = jax.eval_shape(jax.vmap(trainer.init), runner.seed_keys(cfg.seed, cfg.num_seeds))
+    keys = runner.seed_keys(cfg.seed, cfg.num_seeds)
     checkpoints = ckpt.list_checkpoints(run_dir / "checkpoints")
-    if checkpoint is None:
-        found = ckpt.restore_latest(run_dir / "checkpoints", abstract,
-                                    warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+    if checkpoint is None:  # a checkpoint without the replay buffer (--no-checkpoint-buffer) gets an empty one
+        found = runner.restore_state(trainer, keys, run_dir / "checkpoints",
+                                     warn=lambda m: print(f"warning: {m}", file=sys.stderr))
         if found is None:
             raise ConfigError("RUN_DIR", str(run_dir), "has no intact checkpoint")
         path, state = found
@@ -63,7 +62,7 @@ def load(run_dir: str | Path, checkpoint: int | None = None) -> LoadedRun:
         problem = ckpt.verify(path)
         if problem is not None:
             raise ConfigError("--checkpoint", checkpoint, f"checkpoint {path.name} is corrupt ({problem})")
-        state = ckpt.restore(path, abstract)
+        state = runner.restore_checkpoint(trainer, keys, path)
     return LoadedRun(run_dir=run_dir, args=args, trainer=trainer, state=state, epoch=ckpt.epoch_of(path))
 
 

@@ -64,7 +64,12 @@ class RunArgs:
     compile_cache_max_mb: float = 1024.0
     """Size cap of the compile cache in MiB: least recently used programs are deleted to stay under it."""
     memory_check: bool = True
-    """Refuse a run whose estimated peak memory exceeds the device's free memory (see `depthrl estimate`)."""
+    """Refuse a run whose compiled programs need more memory than the device has free (XLA's exact buffer
+    assignment, checked after compiling and before allocating; the environment variable
+    DEPTHRL_MEMORY_LIMIT_BYTES replaces the measured free memory). See docs/cost.md."""
+    checkpoint_buffer: bool = True
+    """Checkpoints include the replay buffer, so a resumed run is bit-exact. --no-checkpoint-buffer makes them
+    smaller (the paper recipe's buffer is ~5 GB); a run resumed from one starts with an empty buffer (not bit-exact)."""
 
 
 def command_module(kind: str):
@@ -152,7 +157,8 @@ def resolve_resume(args: Any) -> Any:
 
 
 _RESUMABLE_SHELL_FLAGS = ("keep_checkpoints", "tensorboard", "skip_non_finite", "compile_cache", "compile_cache_max_mb",
-                          "memory_check", "wandb_project", "wandb_entity", "wandb_group", "wandb_tags")
+                          "memory_check", "checkpoint_buffer", "wandb_project", "wandb_entity", "wandb_group",
+                          "wandb_tags")
 
 
 def _stored_kind(run_dir: Path) -> str | None:
@@ -183,11 +189,14 @@ def run(args: Any) -> int:
 
         compile_cache.enable(max_mb=args.compile_cache_max_mb)
     trainer = build(args)
-    _check_cost(args, trainer)
+    est = _estimate(args, trainer)
     options = runner.RunOptions(run_dir=Path(args.run_dir), overwrite=args.overwrite, resume=args.resume is not None,
                                 keep_checkpoints=args.keep_checkpoints, tensorboard=args.tensorboard,
-                                plots=args.plots, progress=args.progress, skip_non_finite=args.skip_non_finite)
-    rows = _train_logged(args, trainer, options, plot_run)
+                                plots=args.plots, progress=args.progress, skip_non_finite=args.skip_non_finite,
+                                memory_check=args.memory_check, checkpoint_buffer=args.checkpoint_buffer)
+    # The runner compiles the training programs, checks their exact memory (unless --no-memory-check) and
+    # free disk, then allocates and trains.
+    rows = _train_logged(args, trainer, options, plot_run, est)
     if rows:
         last = rows[-1]
         if "eval/success" in last:  # goal envs
@@ -200,34 +209,34 @@ def run(args: Any) -> int:
     return 0
 
 
-def _train_logged(args: Any, trainer: Trainer, options: runner.RunOptions, plot_fn) -> list[dict]:
+def _train_logged(args: Any, trainer: Trainer, options: runner.RunOptions, plot_fn, est) -> list[dict]:
     """runner.train, with a W&B run next to TensorBoard when --wandb-project is given (its plots at the end)."""
     from depthrl.training import wandb_log
 
     if args.wandb_project is None:
-        return runner.train(trainer, runner.to_dict(args), options, plot_fn=plot_fn)
+        return runner.train(trainer, runner.to_dict(args), options, plot_fn=plot_fn, estimate=est)
     writer = wandb_log.start(args, runner.to_dict(args))
     try:
         rows = runner.train(trainer, runner.to_dict(args), dataclasses.replace(options, extra_writers=(writer,)),
-                            plot_fn=plot_fn)
+                            plot_fn=plot_fn, estimate=est)
         writer.log_plots(options.run_dir / "plots")
     finally:
         writer.close()
     return rows
 
 
-def _check_cost(args: Any, trainer: Trainer) -> None:
-    """Print the cost estimate; refuse (ConfigError) a run that cannot fit, unless --no-memory-check."""
+def _estimate(args: Any, trainer: Trainer):
+    """Print the analytic cost estimate (no compile) and return it; None if it cannot be made. The refusal comes
+    later, from the compiled programs' exact memory (`runner.train`)."""
     from depthrl import estimate
 
     try:
         est = estimate.estimate(args, trainer)
     except Exception as err:  # an estimate that cannot be made must never stop a run
-        print(f"estimate unavailable ({type(err).__name__}: {err}); memory not checked", file=sys.stderr)
-        return
+        print(f"estimate unavailable ({type(err).__name__}: {err})", file=sys.stderr)
+        return None
     print(est.line())
-    if args.memory_check:
-        estimate.check_fits(est, *estimate.available_memory())
+    return est
 
 
 def load_run(run_dir: Path):
@@ -235,10 +244,6 @@ def load_run(run_dir: Path):
 
     Only JSON and arrays are read: nothing in a run directory can execute code.
     """
-    import jax
-
-    from depthrl.training import checkpoint as ckpt
-
     config_path = Path(run_dir) / runner.CONFIG_FILE
     if not config_path.exists():
         raise ConfigError("RUN_DIR", str(run_dir), f"not a run directory (no {runner.CONFIG_FILE})")
@@ -247,8 +252,7 @@ def load_run(run_dir: Path):
     validate_config(args)
     trainer = build(args)
     cfg = trainer.config
-    abstract = jax.eval_shape(jax.vmap(trainer.init), runner.seed_keys(cfg.seed, cfg.num_seeds))
-    found = ckpt.restore_latest(Path(run_dir) / "checkpoints", abstract)
+    found = runner.restore_state(trainer, runner.seed_keys(cfg.seed, cfg.num_seeds), Path(run_dir) / "checkpoints")
     if found is None:
         raise ConfigError("RUN_DIR", str(run_dir), "has no valid checkpoint")
     return args, trainer, found[1]

@@ -3,6 +3,11 @@
 
 A run directory holds: config.json (the full resolved config), metrics.jsonl (one JSON object per
 evaluation), tb/ (TensorBoard events), checkpoints/ (orbax arrays + checksummed manifest), plots/.
+
+Order of a run: compile the epoch, evaluation and diagnostics programs for the state's shapes (nothing
+allocated yet), check their exact memory (`memory_analysis()`) against the device's free memory and the
+checkpoint size against free disk, then create or restore the state and train with those same programs.
+Checkpoints are written by a background thread (`checkpoint.AsyncCheckpointer`).
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
+from depthrl import estimate as cost
 from depthrl.errors import ConfigError, DivergenceError
 from depthrl.training import checkpoint as ckpt
-from depthrl.training.loop import Trainer, TrainState, replicate
+from depthrl.training.loop import Trainer, TrainState, data_mesh, replicate
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -213,6 +220,8 @@ class RunOptions:
     # More writers of the evaluation rows, with TensorBoard's add_scalar(tag, value, step) and flush() (W&B);
     # their owner closes them.
     extra_writers: tuple = ()
+    memory_check: bool = True  # refuse a run whose compiled programs need more memory than the device has free
+    checkpoint_buffer: bool = True  # checkpoints include the replay buffer (bit-exact resume)
 
 
 def _progress(enabled: bool):
@@ -230,26 +239,35 @@ def _progress(enabled: bool):
                     TimeRemainingColumn(), disable=not enabled, transient=False)
 
 
-def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None) -> list[dict]:
-    """Train (or resume) a run; returns the metrics rows. The config must be validated by the caller."""
+def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None,
+          estimate: cost.Estimate | None = None) -> list[dict]:
+    """Train (or resume) a run; returns the metrics rows. The config must be validated by the caller.
+    `estimate`: the analytic cost model's numbers, printed next to the compiled program's."""
     cfg = trainer.config
     run_dir = options.run_dir
+    check_run_dir(run_dir, options.overwrite, options.resume)
+    keys = seed_keys(cfg.seed, cfg.num_seeds)
+    resume_from = _resume_candidate(run_dir) if options.resume else None  # hashes verified, nothing restored
+    abstract = abstract_state(trainer, keys)  # shapes only
+    omitted = ("buffer",) if not options.checkpoint_buffer and hasattr(abstract, "buffer") else ()
+    _check_disk(run_dir, abstract, omitted, options)
+
+    # Compile the epoch, eval and diagnostics programs ahead of time, before any state exists: their buffer
+    # assignment gives the run's exact memory, and the metrics report compile time (`compile_s`) apart from step
+    # time (`time/epoch_s`). These compiled programs are the ones that train.
+    t_compile = time.time()
+    epoch_fn, eval_fn, diag_fn = compile_programs(trainer, place(abstract, cfg.num_devices),
+                                                  donate=not options.skip_non_finite)
+    compile_s = time.time() - t_compile
+    memory = _check_memory(trainer, abstract, (epoch_fn, eval_fn, diag_fn), options, estimate, omitted)
+
     prepare_run_dir(run_dir, options.overwrite, options.resume)
     if not options.resume:
         write_json_atomic(run_dir / CONFIG_FILE, config_json)
-    keys = seed_keys(cfg.seed, cfg.num_seeds)
-    restored = _find_checkpoint(trainer, keys, run_dir) if options.resume else None
-
-    init_fn = jax.jit(jax.vmap(trainer.init))
-    # Donating the state halves its memory; --skip-non-finite must keep the previous agent, so it does not.
-    epoch_fn = jax.jit(jax.vmap(trainer.epoch), donate_argnums=() if options.skip_non_finite else 0)
-    prefill_fn = jax.jit(jax.vmap(trainer.prefill_epoch), donate_argnums=0)
-    eval_fn = jax.jit(jax.vmap(trainer.evaluate, in_axes=(0, 0)))
-    diag_fn = jax.jit(jax.vmap(trainer.diagnostics))
-
     t0 = time.time()
     rows: list[dict] = []
     wall_offset = 0.0
+    restored = _restore(trainer, keys, abstract, run_dir, resume_from) if resume_from is not None else None
     if restored is not None:
         path, state = restored
         done_epoch = ckpt.epoch_of(path)
@@ -257,45 +275,55 @@ def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None
         wall_offset = rows[-1]["wall_time"] if rows else 0.0
         print(f"resuming {run_dir} from checkpoint {path.name}")
     else:
-        state = init_fn(keys)
+        state = jax.jit(jax.vmap(trainer.init))(keys)
+        prefill_fn = jax.jit(jax.vmap(trainer.prefill_epoch), donate_argnums=0)
         for _ in range(cfg.prefill_epochs):
             state = prefill_fn(state)
     state = replicate(state, cfg.num_devices)  # --num-devices: parameters on every device, the batch split
     if options.resume:
         _rewrite_metrics(run_dir, rows)
     init_s = time.time() - t0  # init (or restore) and prefill, their compile included
-    # Compile the epoch, eval and diagnostics programs ahead of time, so the metrics report compile time
-    # (`compile_s`) apart from step time (`time/epoch_s`) and the first epoch does not count its compile.
-    t_compile = time.time()
-    epoch_fn, eval_fn, diag_fn = _compile_ahead(epoch_fn, eval_fn, diag_fn, state, cfg)
-    compile_s = time.time() - t_compile
-    timings = {"compile_and_init_s": init_s + compile_s, "compile_s": compile_s, "init_s": init_s}
+    timings: dict[str, Any] = {"compile_and_init_s": init_s + compile_s, "compile_s": compile_s, "init_s": init_s}
+    if memory is not None:
+        timings["memory/compiled_peak_bytes"] = memory.peak_bytes
 
     start_epoch = int(np.asarray(state.epoch)[0])
     # On resume, TensorBoard drops the events the killed process logged after the checkpoint.
     writer = _tensorboard(run_dir, options.tensorboard,
                           purge_step=int(np.asarray(state.env_steps)[0]) + 1 if options.resume else None)
     writers = [w for w in (writer, *options.extra_writers) if w is not None]
+    saver = ckpt.AsyncCheckpointer(run_dir / "checkpoints", options.keep_checkpoints, f"--resume {run_dir}",
+                                   last_saved=start_epoch if restored is not None else None)
+    metadata = {"omitted": list(omitted), "bit_exact_resume": not omitted}
     window: list[dict] = []
     stats = ""
     warned: set[str] = set()  # metrics already warned about (once per run)
-    last_good_epoch = start_epoch
     skipped = int(rows[-1].get("skipped_updates", 0)) if rows else 0
+    noted = False  # the --no-checkpoint-buffer note is printed once, at the first save
     t_start = time.time() - wall_offset
+
+    def last_good() -> int:
+        return saver.last_saved if saver.last_saved is not None else start_epoch
+
+    def warn(message: str) -> None:
+        print(f"warning: {message}", file=sys.stderr)
+
     try:
         with _progress(options.progress) as progress:
             task = progress.add_task("train", total=cfg.num_epochs, completed=start_epoch, stats="")
             for epoch in range(start_epoch, cfg.num_epochs):
+                saver.poll()  # a checkpoint write that failed in the background stops the run here
                 t_epoch = time.perf_counter()
                 candidate, metrics = epoch_fn(state)
                 metrics = jax.device_get(metrics)
                 metrics["time/epoch_s"] = np.float64(time.perf_counter() - t_epoch)  # collect + SGD, no compile
                 report = non_finite_report(metrics, epoch, cfg.sgd_steps_per_collect)
                 if report is not None and not options.skip_non_finite:
-                    _write_divergence(run_dir, report, metrics, candidate, trainer, diag_fn, last_good_epoch)
+                    saver.wait_quietly(warn)  # the checkpoint in progress is the last good one once complete
+                    _write_divergence(run_dir, report, metrics, candidate, trainer, diag_fn, last_good())
                     raise DivergenceError(
                         f"{report['what']} became non-finite at {report['where']}: run stopped. The last good "
-                        f"checkpoint is epoch {last_good_epoch}; diagnostics of the offending step in "
+                        f"checkpoint is epoch {last_good()}; diagnostics of the offending step in "
                         f"{run_dir / 'divergence.json'}. Lower the learning rates, or pass --skip-non-finite "
                         "to skip such updates.")
                 if report is not None:  # --skip-non-finite: drop this epoch's update, keep its data
@@ -313,16 +341,26 @@ def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None
                     for message in out_of_support_warnings(row, warned):
                         print(message, file=sys.stderr)
                     window = []
-                    ckpt.save(run_dir / "checkpoints", done, state, keep=options.keep_checkpoints)
-                    last_good_epoch = done
+                    if omitted and not noted:
+                        noted = True
+                        print(f"note: checkpoints leave out the replay buffer (--no-checkpoint-buffer, "
+                              f"{cost.mib(ckpt.nbytes(state.buffer))} less each): a run resumed from one starts with "
+                              "an empty buffer, so it is not bit-exact with an uninterrupted run", file=sys.stderr)
+                    saver.save(done, _without(state, omitted), metadata)  # host copy here, the write behind
                     stats = f"steps {row['env_steps']:.3g} | {progress_headline(row)}"
                 sps = (done - start_epoch) * cfg.steps_per_epoch / max(time.time() - t_start - wall_offset, 1e-9)
                 progress.update(task, completed=done, stats=f"{stats} | {sps:,.0f} env steps/s")
+        saver.wait()  # the last checkpoint is complete before the run reports success
     except KeyboardInterrupt:
-        print(f"\ninterrupted: the last checkpoint (epoch {last_good_epoch}) is kept; continue with "
+        saver.wait_quietly(warn)
+        print(f"\ninterrupted: the last checkpoint (epoch {last_good()}) is kept; continue with "
               f"--resume {run_dir}", file=sys.stderr)
         raise
+    except BaseException:
+        saver.wait_quietly(warn)  # whatever stopped the run, a checkpoint in progress is completed
+        raise
     finally:
+        saver.close()
         if writer is not None:
             writer.close()
     if options.plots and plot_fn is not None:
@@ -330,25 +368,148 @@ def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None
     return rows
 
 
-def _find_checkpoint(trainer: Trainer, keys: jax.Array, run_dir: Path) -> tuple[Path, Any] | None:
-    """The (path, state) to resume from; None if the run was killed before its first checkpoint.
+def abstract_state(trainer: Trainer, keys: jax.Array) -> Any:
+    """Shapes and dtypes of the initial train state of every seed; nothing is allocated."""
+    return jax.eval_shape(jax.vmap(trainer.init), keys)
+
+
+def place(abstract: Any, num_devices: int) -> Any:
+    """`abstract` with the sharding `replicate` gives the real state (every device of the data mesh)."""
+    if num_devices == 1:
+        return abstract
+    sharding = NamedSharding(data_mesh(num_devices), PartitionSpec())
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract)
+
+
+def compile_programs(trainer: Trainer, state: Any, donate: bool = True) -> tuple[Any, Any, Any]:
+    """The epoch, evaluation and diagnostics programs compiled for `state`'s shapes (abstract or real).
+    Donating the state to the epoch halves its memory; --skip-non-finite must keep the previous agent, so it
+    does not donate."""
+    cfg = trainer.config
+    epoch_fn = jax.jit(jax.vmap(trainer.epoch), donate_argnums=0 if donate else ())
+    eval_fn = jax.jit(jax.vmap(trainer.evaluate, in_axes=(0, 0)))
+    diag_fn = jax.jit(jax.vmap(trainer.diagnostics))
+    keys = eval_keys(cfg.seed, cfg.num_seeds, 0)
+    return (epoch_fn.lower(state).compile(), eval_fn.lower(state.agent.params, keys).compile(),
+            diag_fn.lower(state, keys).compile())
+
+
+def _without(state: Any, fields: tuple[str, ...]) -> Any:
+    """`state` with `fields` left out (None), as a checkpoint that omits them stores it."""
+    return state.replace(**{name: None for name in fields}) if fields else state
+
+
+def measure_memory(trainer: Trainer, abstract: Any, programs: tuple, omitted: tuple[str, ...] = ()):
+    """`estimate.CompiledMemory` of the compiled (epoch, eval, diagnostics) programs of `compile_programs`;
+    None where the backend reports no buffer assignment."""
+    return cost.compiled_memory(*programs, buffer_bytes=ckpt.nbytes(getattr(abstract, "buffer", ())),
+                                snapshot_bytes=ckpt.nbytes(_without(abstract, omitted)),
+                                num_devices=trainer.config.num_devices)
+
+
+def _check_memory(trainer: Trainer, abstract: Any, programs: tuple, options: RunOptions,
+                  est: cost.Estimate | None, omitted: tuple[str, ...]) -> cost.CompiledMemory | None:
+    """Print the compiled programs' memory; refuse (ConfigError) a run that needs more than is free."""
+    cfg = trainer.config
+    memory = measure_memory(trainer, abstract, programs, omitted)
+    if memory is None:  # no buffer assignment on this backend: the analytic estimate decides
+        print("memory: this backend reports no buffer assignment; checking the estimate instead", file=sys.stderr)
+        if options.memory_check and est is not None:
+            cost.check_fits(est, *cost.available_memory(cfg.num_devices))
+        return None
+    print(memory.line(est))
+    if options.memory_check:
+        agent_cfg = getattr(trainer.agent, "config", None)
+        hints = {"batch_size": getattr(agent_cfg, "batch_size", None), "remat": getattr(agent_cfg, "remat", False),
+                 "num_envs": cfg.num_envs, "buffer_size": getattr(cfg, "buffer_size", None),
+                 "num_seeds": cfg.num_seeds}
+        cost.check_compiled_fits(memory, *cost.available_memory(cfg.num_devices), hints, est)
+    return memory
+
+
+def _check_disk(run_dir: Path, abstract: Any, omitted: tuple[str, ...], options: RunOptions) -> None:
+    """Refuse (ConfigError) a run whose disk cannot hold one checkpoint; warn if it cannot hold
+    --keep-checkpoints of them plus the one being written."""
+    one = ckpt.disk_needed(ckpt.nbytes(_without(abstract, omitted)))
+    free = ckpt.free_disk_bytes(run_dir)
+    buffer = ckpt.nbytes(getattr(abstract, "buffer", ())) if not omitted else 0
+    leave_out = (f", or pass --no-checkpoint-buffer (the replay buffer is {cost.mib(buffer)} of each checkpoint)"
+                 if buffer > one / 4 else "")
+    if free < one:
+        raise ConfigError("--run-dir", str(run_dir), f"its disk has {cost.mib(free)} free but one checkpoint needs "
+                          f"≈ {cost.mib(one)}: free disk space or choose another --run-dir{leave_out}")
+    held = (options.keep_checkpoints + 1 - len(ckpt.list_checkpoints(run_dir / "checkpoints"))) * one
+    if free < held:
+        print(f"warning: the disk of {run_dir} has {cost.mib(free)} free; --keep-checkpoints "
+              f"{options.keep_checkpoints} (+ the one being written) need ≈ {cost.mib(held)}: the run stops when a "
+              f"checkpoint no longer fits; lower --keep-checkpoints{leave_out}", file=sys.stderr)
+
+
+def _resume_candidate(run_dir: Path) -> Path | None:
+    """The newest intact checkpoint to resume from (hashes verified, nothing restored); None if the run was
+    killed before its first checkpoint.
 
     Leftovers of a write cut short by a kill are removed; a corrupt checkpoint is reported and skipped;
-    if checkpoints exist but none is usable the run stops with an error naming --resume.
+    if checkpoints exist but none is intact the run stops with an error naming --resume.
     """
     checkpoint_dir = run_dir / "checkpoints"
     leftovers = ckpt.clean_partial(checkpoint_dir)
     if leftovers:
         print(f"removed the partial checkpoint write(s) of a killed run: {', '.join(leftovers)}", file=sys.stderr)
     existing = ckpt.list_checkpoints(checkpoint_dir)
-    abstract = jax.eval_shape(jax.vmap(trainer.init), keys)
-    found = ckpt.restore_latest(checkpoint_dir, abstract, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+    found = ckpt.latest_good(checkpoint_dir, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
     if found is None and existing:
         raise ConfigError("--resume", str(run_dir),
                           f"none of its {len(existing)} checkpoint(s) is intact (see the warnings above): "
                           "restore a backup of RUN_DIR/checkpoints, or start again with --overwrite")
     if found is None:
         print(f"{run_dir} has no checkpoint yet: restarting the run from the beginning", file=sys.stderr)
+    return found
+
+
+def restore_state(trainer: Trainer, keys: jax.Array, checkpoint_dir: Path, abstract: Any = None, warn=print,
+                  verified: Path | None = None) -> tuple[Path, Any] | None:
+    """(path, state) of the newest usable checkpoint, or None. The parts a checkpoint left out
+    (--no-checkpoint-buffer: the replay buffer) are those of a fresh state: an empty buffer."""
+    abstract = abstract_state(trainer, keys) if abstract is None else abstract
+    found = ckpt.restore_latest(checkpoint_dir, _checkpoint_target(abstract), warn=warn, verified=verified)
+    if found is None:
+        return None
+    return found[0], _fill_omitted(trainer, keys, found[0], found[1])
+
+
+def restore_checkpoint(trainer: Trainer, keys: jax.Array, path: Path) -> Any:
+    """The state in checkpoint `path` (verified by the caller), with the parts it left out filled fresh."""
+    target = _checkpoint_target(abstract_state(trainer, keys))
+    return _fill_omitted(trainer, keys, path, ckpt.restore(path, target(ckpt.read_manifest(path))))
+
+
+def _checkpoint_target(abstract: Any):
+    """The restore target of a checkpoint given its manifest: `abstract` less the fields it omitted."""
+    def target(manifest: dict) -> Any:
+        return _without(abstract, tuple(str(name) for name in manifest.get("omitted", ())))
+    return target
+
+
+def _fill_omitted(trainer: Trainer, keys: jax.Array, path: Path, state: Any) -> Any:
+    omitted = tuple(ckpt.read_manifest(path).get("omitted", ()))
+    if not omitted:
+        return state
+    fresh = jax.jit(lambda k: {name: getattr(jax.vmap(trainer.init)(k), name) for name in omitted})(keys)
+    return state.replace(**fresh)
+
+
+def _restore(trainer: Trainer, keys: jax.Array, abstract: Any, run_dir: Path, verified: Path) -> tuple[Path, Any]:
+    found = restore_state(trainer, keys, run_dir / "checkpoints", abstract,
+                          warn=lambda m: print(f"warning: {m}", file=sys.stderr), verified=verified)
+    if found is None:
+        raise ConfigError("--resume", str(run_dir), "none of its checkpoints can be restored (see the warnings "
+                          "above): restore a backup of RUN_DIR/checkpoints, or start again with --overwrite")
+    omitted = ckpt.read_manifest(found[0]).get("omitted", ())
+    if omitted:
+        print(f"warning: checkpoint {found[0].name} was saved without the replay buffer (--no-checkpoint-buffer): "
+              "the buffer starts empty and refills as the run collects, so this resumed run is not bit-exact with "
+              "an uninterrupted one", file=sys.stderr)
     return found
 
 
@@ -378,13 +539,6 @@ def non_finite_report(metrics: dict[str, np.ndarray], epoch: int, sgd_steps_per_
     what = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     return {"what": what, "quantities": names, "where": where, "epoch": epoch + 1, "sgd_step": sgd_step,
             "seed": seed}
-
-
-def _compile_ahead(epoch_fn, eval_fn, diag_fn, state: TrainState, cfg):
-    """The epoch, eval and diagnostics programs compiled for `state`'s shapes (ahead of their first call)."""
-    keys = eval_keys(cfg.seed, cfg.num_seeds, 0)
-    return (epoch_fn.lower(state).compile(), eval_fn.lower(state.agent.params, keys).compile(),
-            diag_fn.lower(state, keys).compile())
 
 
 # A categorical critic clips TD targets outside [v_min, v_max]: above this fraction the run warns.
