@@ -5,8 +5,9 @@
                     computes them) on the device under the default matmul precision, against a float64 NumPy
                     reference, with φ and ψ shifted by a shared offset of norm 0, 50 and 100 (the L2 energy is
                     invariant to it; reduced-precision matmuls are not). Passes within --precision-tol.
-  env_steps_per_s   env steps per second of every Table-1 task at 512 envs (a jitted scan of random-action
-                    steps; the programs of all tasks are compiled in parallel threads, then run one by one).
+  env_steps_per_s   env steps per second of every Table-1 task at 512 envs (a jitted scan of 100 random-action
+                    steps; each task compiles in a thread while the next is traced, and runs once compiled;
+                    compile_s of tasks compiled at the same time overlap).
   crl_epoch         one CRL epoch of the paper recipe (the `humanoid-d4` preset: 512 envs × 62 steps, SGD
                     steps of batch 512, width 256) on the Humanoid at depth 4, 64, 256 and 1024: compile time,
                     the time of the second epoch run, the compiled program's memory, the device's peak memory
@@ -19,9 +20,10 @@
                     within the device's), fail (one of these did not hold) or incomplete (stages skipped).
 
 Every stage runs in a child process with a time budget (a stage that would run past it is stopped, and its
-remaining measurements are reported as skipped with a JSON line), within one overall budget (--budget-s,
-default 420 s: with the install the whole check stays under 8 minutes). The parent never imports jax, so the
-children get the whole device. `--tiny` runs the same code at CPU sizes (few envs and steps, width 16).
+remaining measurements are reported as skipped with a JSON line): its share of one overall budget
+(--budget-s, default 420 s: with the install the whole check stays under 8 minutes), plus what earlier stages
+left. The parent never imports jax, so the children get the whole device. `--tiny` runs the same code at CPU
+sizes (few envs and steps, width 16).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ PAPER_SGD_STEPS = 800
 SGD_STEPS = {4: 800, 64: 800, 256: 200, 1024: 50}  # the paper recipe's 800, cut for the deepest networks
 PAPER_HOURS = {4: 1.48, 64: 10.99}  # Wang et al. 2025: Humanoid, 100 M env steps, one GPU
 PROJECTED_STEPS = 100_000_000
-# Seconds each stage may take (full size); the overall --budget-s caps them all.
+# Seconds each stage may take at the default --budget-s (420); another budget scales them, and a stage also
+# gets the time the stages before it left unused.
 BUDGETS = {"setup": 30, "precision": 30, "envs": 120, "crl:4": 45, "crl:64": 65, "crl:256": 55, "crl:1024": 75}
 TINY = dict(num_envs=4, steps=5, width=16, repr_dim=8, batch_size=16, unroll_length=10, sgd_steps=2,
             episode_length=20, buffer_size=400)
@@ -119,8 +122,15 @@ def child_envs(args: argparse.Namespace) -> None:
     from depthrl.envs.registry import EnvConfig, batched_envs
 
     num_envs, steps = (TINY["num_envs"], TINY["steps"]) if args.tiny else (512, 100)
-    programs = []
-    for name in args.envs:  # build and trace one by one (Python), compile in parallel (XLA releases the GIL)
+
+    def compile_both(reset, rollout):
+        start = time.perf_counter()
+        compiled = reset.compile(), rollout.compile()
+        return compiled, time.perf_counter() - start
+
+    pool = cf.ThreadPoolExecutor(max_workers=max(1, min(len(args.envs), (os.cpu_count() or 2) // 2)))
+    pending = {}
+    for name in args.envs:  # build and trace here (Python) while earlier tasks compile (XLA releases the GIL)
         start = time.perf_counter()
         env, _ = batched_envs(EnvConfig(env=name, episode_length=TINY["episode_length"] if args.tiny else None))
         action_dim = env.spec.action_dim
@@ -136,18 +146,11 @@ def child_envs(args: argparse.Namespace) -> None:
 
         keys = jax.random.split(jax.random.PRNGKey(0), num_envs)
         reset = jax.jit(env.reset).lower(keys)
-        state_shape = jax.eval_shape(env.reset, keys)
-        programs.append((name, keys, reset, jax.jit(rollout).lower(state_shape, jax.random.PRNGKey(1)),
-                         time.perf_counter() - start))
-
-    def compile_both(item):
-        start = time.perf_counter()
-        compiled = item[2].compile(), item[3].compile()
-        return compiled, time.perf_counter() - start
-
-    with cf.ThreadPoolExecutor(max_workers=max(1, min(len(programs), (os.cpu_count() or 2) // 2))) as pool:
-        compiled = list(pool.map(compile_both, programs))
-    for (name, keys, _, _, trace_s), ((reset, rollout), compile_s) in zip(programs, compiled, strict=True):
+        lowered = jax.jit(rollout).lower(jax.eval_shape(env.reset, keys), jax.random.PRNGKey(1))
+        pending[pool.submit(compile_both, reset, lowered)] = (name, keys, time.perf_counter() - start)
+    for future in cf.as_completed(pending):  # each task runs (alone on the device) once compiled
+        name, keys, trace_s = pending[future]
+        (reset, rollout), compile_s = future.result()
         state = _block(reset(keys))
         state, _ = _block(rollout(state, jax.random.PRNGKey(1)))  # warm
         start = time.perf_counter()
@@ -155,8 +158,9 @@ def child_envs(args: argparse.Namespace) -> None:
         run_s = time.perf_counter() - start
         emit({"measure": "env_steps_per_s", "item": name, "env": name, "num_envs": num_envs, "steps": steps,
               "steps_per_s": round(num_envs * steps / run_s, 1), "run_s": round(run_s, 4),
-              "trace_s": round(trace_s, 2), "compile_s_parallel": round(compile_s, 2),
+              "build_and_trace_s": round(trace_s, 2), "compile_s": round(compile_s, 2),
               "finite": bool(math.isfinite(float(total))), "device": _device()})
+    pool.shutdown()
 
 
 def crl_args(depth: int, args: argparse.Namespace):
@@ -383,9 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     stages = [s for s in args.stages if s != "crl"] + ([f"crl:{d}" for d in args.depths] if "crl" in args.stages
                                                          else [])
     records: list[dict] = []
-    for stage in stages:
+    for i, stage in enumerate(stages):  # each stage: its share of the time left (unused time rolls over)
         left = args.budget_s - (time.perf_counter() - start)
-        budget = min(left, BUDGETS[stage] * (3.0 if args.tiny else 1.0))
+        budget = left * BUDGETS[stage] / sum(BUDGETS[s] for s in stages[i:])
         records += run_stage(stage, args, budget, raw)
     records += projections(records, args)
     result = verdict(records, time.perf_counter() - start, args)
