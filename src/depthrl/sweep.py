@@ -411,9 +411,12 @@ class RayExecutor:
             else:
                 ray.init(address=address, log_to_driver=False)
         gpus = ray.cluster_resources().get("GPU", 0)
-        if gpus_per_cell > gpus:  # else every cell would wait forever for a GPU that does not exist
+        if gpus_per_cell > gpus and address == "local":  # every cell would wait forever for a GPU
             self.close()
-            raise ConfigError("--gpus-per-cell", gpus_per_cell, f"the Ray cluster at {address} has {gpus:g} GPUs")
+            raise ConfigError("--gpus-per-cell", gpus_per_cell, f"the local Ray instance has {gpus:g} GPUs")
+        if gpus_per_cell > gpus:  # a cluster may still add GPU nodes (autoscaler)
+            print(f"[sweep] warning: the Ray cluster at {address} has {gpus:g} GPUs now; each cell needs "
+                  f"{gpus_per_cell:g} (--gpus-per-cell): the cells wait until GPU nodes join", file=sys.stderr)
         self.remote = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=max_retries,
                                  retry_exceptions=[CellKilled])(run_cell)
 

@@ -184,16 +184,18 @@ class FakeRay:
         self.shut = True
 
 
-def test_ray_tasks_reserve_gpus_and_retry_killed_cells_and_a_missing_gpu_is_refused(monkeypatch):
+def test_ray_tasks_reserve_gpus_and_retry_killed_cells_and_a_missing_gpu_is_refused(monkeypatch, capsys):
     fake = FakeRay(gpus=2)
     monkeypatch.setitem(sys.modules, "ray", fake)
     sweep.RayExecutor("auto", cpus_per_cell=4, gpus_per_cell=1, max_retries=3)
     assert fake.options == {"num_cpus": 4, "num_gpus": 1, "max_retries": 3, "retry_exceptions": [sweep.CellKilled]}
     fake = FakeRay(gpus=0)
     monkeypatch.setitem(sys.modules, "ray", fake)
-    with pytest.raises(ConfigError) as err:  # every cell would wait forever
-        sweep.RayExecutor("auto", cpus_per_cell=1, gpus_per_cell=0.5)
+    with pytest.raises(ConfigError) as err:  # a local instance without GPUs: every cell would wait forever
+        sweep.RayExecutor("local", cpus_per_cell=1, gpus_per_cell=0.5)
     assert err.value.flag == "--gpus-per-cell" and "has 0 GPUs" in str(err.value) and fake.shut
+    sweep.RayExecutor("auto", cpus_per_cell=1, gpus_per_cell=0.5)  # a cluster may still add GPU nodes
+    assert "the cells wait until GPU nodes join" in capsys.readouterr().err and fake.options["num_gpus"] == 0.5
 
 
 def test_a_killed_cell_is_retried_and_the_retry_resumes_its_run_directory(tmp_path, monkeypatch):
