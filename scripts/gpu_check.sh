@@ -7,8 +7,8 @@
 #   scripts/gpu_check.sh --offline-wheels DIR    a machine without network whose python3 already has jax
 #                                                (CUDA), flax, optax, orbax, rich, matplotlib, numpy, scipy:
 #                                                install the wheels of DIR (made by scripts/gpu_wheels.sh)
-#                                                into a temporary folder, run depthrl from src/. Used by
-#                                                default when .whl/ holds wheels.
+#                                                into a temporary folder, run depthrl from src/ (the
+#                                                wheels are for Python 3.12, x86_64 Linux)
 #   scripts/gpu_check.sh --tiny                  the same code at CPU sizes, to check the script on a machine
 #                                                without GPU (with DEPTHRL_SKIP_INSTALL=1: as is)
 #
@@ -30,9 +30,6 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
-if [[ -z "$wheels" && "${DEPTHRL_SKIP_INSTALL:-0}" != "1" ]] && compgen -G ".whl/*.whl" > /dev/null; then
-  wheels=".whl"
-fi
 
 start=$(date +%s)
 if [[ -n "$wheels" ]]; then
