@@ -25,7 +25,9 @@ args=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --tiny) tiny=1; args+=("$1") ;;
-    --offline-wheels) wheels="${2:?--offline-wheels needs a folder of wheels}"; shift ;;
+    --offline-wheels)
+      [[ $# -ge 2 ]] || { echo "--offline-wheels needs a folder of wheels" >&2; exit 2; }
+      wheels="$2"; shift ;;
     *) args+=("$1") ;;
   esac
   shift
