@@ -353,8 +353,7 @@ def run_cell(argv: list[str], log_path: str, env: dict[str, str] | None = None) 
         returncode = proc.wait()
     tail = Path(log_path).read_text().splitlines()[-5:]
     if returncode < 0:
-        raise CellKilled(f"{argv[argv.index('--resume') + 1] if '--resume' in argv else log_path}: killed by "
-                         f"signal {-returncode}; log {log_path}")
+        raise CellKilled(f"killed by signal {-returncode} (log {log_path}); rerunning the sweep resumes it")
     return {"returncode": returncode, "seconds": time.time() - t0, "log_tail": tail, "devices": devices}
 
 
