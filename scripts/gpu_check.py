@@ -12,7 +12,7 @@
                     steps of batch 512, width 256) on the Humanoid at depth 4, 64, 256 and 1024: compile time,
                     the time of the second epoch run, the compiled program's memory, the device's peak memory
                     and the analytic estimate (`depthrl estimate`). Depth 4 and 64 run the recipe's 800 SGD
-                    steps; 256 and 1024 run 200 and 50 (their `paper_epoch_s` scales the SGD part up, an upper
+                    steps; 256 and 1024 run 100 and 25 (their `paper_epoch_s` scales the SGD part up, an upper
                     bound since the collection is scaled with it).
   projected_hours   Humanoid at depth 4 and 64: compile + epochs of 100 M env steps × epoch time, next to the
                     paper's 1.48 h and 10.99 h (Wang et al. 2025; evaluation time not included).
@@ -40,7 +40,7 @@ TABLE1_ENVS = ("humanoid", "humanoid-u-maze", "ant-u4-maze", "ant-u5-maze", "ant
                "arm-push-easy", "arm-push-hard", "arm-binpick-hard")
 DEPTHS = (4, 64, 256, 1024)
 PAPER_SGD_STEPS = 800
-SGD_STEPS = {4: 800, 64: 800, 256: 200, 1024: 50}  # the paper recipe's 800, cut for the deepest networks
+SGD_STEPS = {4: 800, 64: 800, 256: 100, 1024: 25}  # the paper recipe's 800, cut for the deepest networks
 PAPER_HOURS = {4: 1.48, 64: 10.99}  # Wang et al. 2025: Humanoid, 100 M env steps, one GPU
 PROJECTED_STEPS = 100_000_000
 # Seconds each stage may take at the default --budget-s (420); another budget scales them, and a stage also
