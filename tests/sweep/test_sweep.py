@@ -320,6 +320,8 @@ def test_ray_path_gives_each_cell_its_gpu_and_a_killed_cell_resumes(real_sweep, 
         while proc.poll() is None and time.time() < deadline and not (
                 checkpoints.is_dir() and any(p.name.startswith("epoch_") for p in checkpoints.iterdir())):
             time.sleep(0.01)
+        assert proc.poll() is None, "the sweep ended before the first checkpoint: " + (
+            tmp_path / "sweep.log").read_text()[-3000:]
         both_running = logs["seed=0"].exists() and "final eval" not in logs["seed=0"].read_text()
         pid = int(re.search(r"\[pid (\d+),", logs["seed=1"].read_text()).group(1))
         os.kill(pid, signal.SIGKILL)
