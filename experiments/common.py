@@ -51,6 +51,8 @@ class Options:
     """Cells run at the same time (local processes)."""
     ray_address: str | None = None
     """Run the cells as Ray tasks on this cluster (`local` starts one here)."""
+    gpus_per_cell: float = 0.0
+    """With --ray-address: GPUs Ray reserves for each cell (1 at paper scale on a GPU cluster)."""
     progress: bool = True
     """Live table of the cells."""
 
@@ -96,7 +98,8 @@ def run(name: str, opts: Options, kind: str, axes: dict[str, tuple], fixed: dict
     out = opts.out_dir(name)
     # A cell identical to one another analysis already trained (e.g. the depth-16 baseline) is reused.
     others = [p for p in out.parent.iterdir() if p.is_dir() and p != out] if out.parent.is_dir() else []
-    result = sweep.run_sweep(spec, out, jobs=opts.jobs, ray_address=opts.ray_address, metric=metric,
+    result = sweep.run_sweep(spec, out, jobs=opts.jobs, ray_address=opts.ray_address,
+                             gpus_per_cell=opts.gpus_per_cell, metric=metric,
                              last_evals=opts.last_evals, group_by=group_by, progress=opts.progress,
                              title=title, reuse=others, baseline=baseline)
     print_table(result, metric)

@@ -1,24 +1,46 @@
 #!/usr/bin/env bash
-# GPU check of depthrl's physics tasks and deep CRL (one H100/H200, under ~8 minutes).
+# One-command GPU check of depthrl (one H100/H200, under 8 minutes): prints one JSON line per measurement
+# and a final verdict line (scripts/gpu_check.py describes each measurement).
 #
-#   scripts/gpu_check.sh            install the CUDA + physics extras into .venv-gpu, then measure:
-#                                   brax env steps/s (ant, humanoid; 1024 envs) and one CRL epoch on the
-#                                   Ant at depth 4, 64 and 256 (scan + remat, batch 512, width 256).
-#   scripts/gpu_check.sh --tiny     the same code at CPU sizes (a few envs, width 16), to check the script
-#                                   on a machine without a GPU (installs only the physics extra).
+#   scripts/gpu_check.sh                         install the CUDA + physics extras into .venv-gpu (network),
+#                                                then measure
+#   scripts/gpu_check.sh --offline-wheels DIR    a machine without network whose python3 already has jax
+#                                                (CUDA), flax, optax, orbax, rich, matplotlib, numpy, scipy:
+#                                                install the wheels of DIR (made by scripts/gpu_wheels.sh)
+#                                                into a temporary folder, run depthrl from src/ (the
+#                                                wheels are for Python 3.12, x86_64 Linux)
+#   scripts/gpu_check.sh --tiny                  the same code at CPU sizes, to check the script on a machine
+#                                                without GPU (with DEPTHRL_SKIP_INSTALL=1: as is)
 #
-# Every measurement prints one JSON line on stdout (setup first); copy them into docs/benchmarks.md with
-# the GPU named. Environment: PYTHON (default python3); DEPTHRL_VENV (default .venv-gpu; an existing venv
-# with a .gpu-check-installed stamp is reused); DEPTHRL_SKIP_INSTALL=1 uses the current interpreter as is.
+# Other arguments go to scripts/gpu_check.py (--budget-s, --envs, --crl-env, --depths, --stages, ...).
+# Exit status: 0 pass, 1 fail, 3 incomplete (stages skipped for time), 2 a usage error.
+# Environment: PYTHON (default python3); DEPTHRL_VENV (default .venv-gpu; an existing venv with a
+# .gpu-check-installed stamp is reused); DEPTHRL_SKIP_INSTALL=1 uses the current interpreter as is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tiny=0
-for arg in "$@"; do
-  [[ "$arg" == "--tiny" ]] && tiny=1
+wheels=""
+args=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --tiny) tiny=1; args+=("$1") ;;
+    --offline-wheels)
+      [[ $# -ge 2 ]] || { echo "--offline-wheels needs a folder of wheels" >&2; exit 2; }
+      wheels="$2"; shift ;;
+    *) args+=("$1") ;;
+  esac
+  shift
 done
 
-if [[ "${DEPTHRL_SKIP_INSTALL:-0}" == "1" ]]; then
+start=$(date +%s)
+if [[ -n "$wheels" ]]; then
+  compgen -G "$wheels/*.whl" > /dev/null || { echo "--offline-wheels $wheels: no .whl files there" >&2; exit 2; }
+  py="${PYTHON:-python3}"
+  site="$(mktemp -d "${TMPDIR:-/tmp}/depthrl-site.XXXXXX")"
+  "$py" -m pip install -q --no-index --no-deps --no-compile --target "$site" "$wheels"/*.whl >&2
+  export PYTHONPATH="$site:$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+elif [[ "${DEPTHRL_SKIP_INSTALL:-0}" == "1" ]]; then
   py="${PYTHON:-python3}"
 else
   venv="${DEPTHRL_VENV:-.venv-gpu}"
@@ -34,9 +56,13 @@ else
   fi
   py="$venv/bin/python"
 fi
+echo "{\"measure\": \"install\", \"seconds\": $(( $(date +%s) - start )), \"wheels\": \"$wheels\"}"
 
 if [[ $tiny == 1 ]]; then
-  JAX_PLATFORMS=cpu exec "$py" scripts/gpu_check.py "$@"
+  # A check of the script: compile fast (XLA optimisation level 0), on the CPU.
+  export JAX_PLATFORMS=cpu
+  export XLA_FLAGS="${XLA_FLAGS:-} --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+else
+  "$py" -c 'import jax, sys; sys.exit(0 if jax.default_backend() == "gpu" else "no GPU visible to JAX: use --tiny on CPU")'
 fi
-"$py" -c 'import jax, sys; sys.exit(0 if jax.default_backend() == "gpu" else "no GPU visible to JAX: use --tiny on CPU")'
-exec "$py" scripts/gpu_check.py "$@"
+exec "$py" scripts/gpu_check.py "${args[@]}"

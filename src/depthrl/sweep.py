@@ -13,8 +13,14 @@ An axis value may be a bundle of flags set together, e.g. equal-parameter networ
 
 Each cell of the grid is one `depthrl train KIND` run in OUT/cells/NAME, started as a subprocess (log in
 OUT/logs/NAME.log). Cells run in parallel processes (`--jobs`), or as Ray tasks on a cluster
-(`--ray-address ADDR`, or `local` to start a Ray instance here). Cells that differ only by seed are best
-vmapped inside one cell (`--num-seeds`); a `seed` axis makes one process per seed instead.
+(`--ray-address ADDR`, or `local` to start a Ray instance here). On a GPU cluster `--gpus-per-cell 1` makes
+Ray reserve a GPU for each cell and set its CUDA_VISIBLE_DEVICES, so each cell sees only its own device.
+Cells that differ only by seed are best vmapped inside one cell (`--num-seeds`); a `seed` axis makes one
+process per seed instead.
+
+A cell whose process is killed (out of memory, preempted node, a Ray worker that died) is retried up to
+`--max-retries` times; each attempt decides its command when it starts, so a retry continues the cell's own
+run directory from its last checkpoint (`--resume`) instead of starting over.
 
 Resumable: a cell whose run directory holds its final evaluation is skipped; a cell killed mid-run is
 continued from its last checkpoint (`--resume`). A rich table shows every cell while the sweep runs.
@@ -72,6 +78,13 @@ class Args:
     """Run the cells as Ray tasks on this cluster (e.g. ray://head:10001 or auto); `local` starts one here."""
     cpus_per_cell: float = 1.0
     """With --ray-address: CPUs Ray reserves for each cell."""
+    gpus_per_cell: float = 0.0
+    """With --ray-address: GPUs Ray reserves for each cell (a fraction < 1 shares a GPU, e.g. 0.5 runs two
+    cells per GPU; above 1 a whole number). Ray sets each cell's CUDA_VISIBLE_DEVICES to its own GPUs."""
+    max_retries: int = 2
+    """Times a cell whose process was killed (by a signal, or its Ray worker or node died) is started again;
+    a retry resumes the cell's run directory from its last checkpoint. A cell that exits with an error is
+    not retried."""
     metric: str = "time_at_goal"
     """Evaluation metric aggregated (eval/METRIC): time_at_goal, success, final_distance, return, ..."""
     last_evals: int = 1
@@ -309,18 +322,55 @@ def cell_argv(kind: str, cell: Cell, state: str) -> list[str]:
     return ["train", kind, *cell.flags, "--run-dir", str(cell.run_dir), "--no-progress"]
 
 
+def attempt_argv(argv: list[str]) -> list[str]:
+    """The arguments an attempt of a cell runs, decided when it starts: a fresh start (`--run-dir DIR`) whose
+    directory already holds a run (an earlier attempt of this cell was killed) resumes it instead."""
+    if "--run-dir" not in argv:
+        return argv
+    run_dir = Path(argv[argv.index("--run-dir") + 1])
+    from depthrl.training.runner import CONFIG_FILE
+
+    if (run_dir / CONFIG_FILE).is_file():
+        return ["train", argv[1], "--resume", str(run_dir), "--no-progress"]
+    return argv
+
+
+class CellKilled(RuntimeError):
+    """A cell's process ended by a signal: the attempt may be retried (it resumes from its checkpoint)."""
+
+
 def run_cell(argv: list[str], log_path: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run `python -m depthrl.cli ARGV` to completion, its output into `log_path`. This is the task every
-    executor runs (a thread locally, a Ray task on a cluster): the interpreter is the one running it."""
+    executor runs (a thread locally, a Ray task on a cluster): the interpreter is the one running it. The
+    command is decided here (`attempt_argv`), so a retried task resumes its run. The log's header line
+    records the process id and the CUDA_VISIBLE_DEVICES the cell sees. Raises CellKilled if the process was
+    killed by a signal (the executor retries it)."""
     t0 = time.time()
+    argv = attempt_argv(argv)
+    env = {**os.environ, **(env or {})}
+    devices = env.get("CUDA_VISIBLE_DEVICES")
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a") as log:
-        log.write(f"$ depthrl {' '.join(argv)}\n")
+        proc = subprocess.Popen([sys.executable, "-m", "depthrl.cli", *argv], stdout=log, stderr=subprocess.STDOUT,
+                                env=env)
+        log.write(f"$ depthrl {' '.join(argv)}  [pid {proc.pid}, CUDA_VISIBLE_DEVICES={devices}]\n")
         log.flush()
-        proc = subprocess.run([sys.executable, "-m", "depthrl.cli", *argv], stdout=log, stderr=subprocess.STDOUT,
-                              env={**os.environ, **(env or {})}, check=False)
+        returncode = proc.wait()
     tail = Path(log_path).read_text().splitlines()[-5:]
-    return {"returncode": proc.returncode, "seconds": time.time() - t0, "log_tail": tail}
+    if returncode < 0:
+        raise CellKilled(f"killed by signal {-returncode} (log {log_path}); rerunning the sweep resumes it")
+    return {"returncode": returncode, "seconds": time.time() - t0, "log_tail": tail, "devices": devices}
+
+
+def run_cell_retrying(argv: list[str], log_path: str, env: dict[str, str] | None, max_retries: int) -> dict:
+    """`run_cell`, started again (resuming) up to `max_retries` times while its process is killed."""
+    for attempt in range(max_retries + 1):
+        try:
+            return run_cell(argv, log_path, env)
+        except CellKilled:
+            if attempt == max_retries:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _single_thread_env() -> dict[str, str]:
@@ -331,14 +381,15 @@ def _single_thread_env() -> dict[str, str]:
 
 
 class LocalExecutor:
-    """Cells as subprocesses, `jobs` at a time."""
+    """Cells as subprocesses, `jobs` at a time; a killed cell is retried up to `max_retries` times."""
 
-    def __init__(self, jobs: int):
+    def __init__(self, jobs: int, max_retries: int = 2):
         self.pool = cf.ThreadPoolExecutor(max_workers=jobs)
         self.env = _single_thread_env() if jobs > 1 else {}
+        self.max_retries = max_retries
 
     def submit(self, argv: list[str], log_path: Path) -> cf.Future:
-        return self.pool.submit(run_cell, argv, str(log_path), self.env)
+        return self.pool.submit(run_cell_retrying, argv, str(log_path), self.env, self.max_retries)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -346,9 +397,11 @@ class LocalExecutor:
 
 class RayExecutor:
     """Cells as Ray tasks (the same `run_cell`) on an existing cluster, or a local instance for `local`.
-    On several machines OUT must be on a file system every node sees (the workers write the run dirs)."""
+    On several machines OUT must be on a file system every node sees (the workers write the run dirs).
+    Ray retries a task whose process was killed or whose worker or node died (`max_retries`); the retried
+    task resumes the cell's run directory."""
 
-    def __init__(self, address: str, cpus_per_cell: float):
+    def __init__(self, address: str, cpus_per_cell: float, gpus_per_cell: float = 0.0, max_retries: int = 2):
         try:
             import ray
         except ImportError:
@@ -361,7 +414,15 @@ class RayExecutor:
                 ray.init(include_dashboard=False, log_to_driver=False)
             else:
                 ray.init(address=address, log_to_driver=False)
-        self.remote = ray.remote(num_cpus=cpus_per_cell, max_retries=0)(run_cell)
+        gpus = ray.cluster_resources().get("GPU", 0)
+        if gpus_per_cell > gpus and address == "local":  # every cell would wait forever for a GPU
+            self.close()
+            raise ConfigError("--gpus-per-cell", gpus_per_cell, f"the local Ray instance has {gpus:g} GPUs")
+        if gpus_per_cell > gpus:  # a cluster may still add GPU nodes (autoscaler)
+            print(f"[sweep] warning: the Ray cluster at {address} has {gpus:g} GPUs now; each cell needs "
+                  f"{gpus_per_cell:g} (--gpus-per-cell): the cells wait until GPU nodes join", file=sys.stderr)
+        self.remote = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=max_retries,
+                                 retry_exceptions=[CellKilled])(run_cell)
 
     def submit(self, argv: list[str], log_path: Path) -> cf.Future:
         return self.remote.remote(argv, str(log_path), None).future()
@@ -752,11 +813,13 @@ def default_group_by(spec: SweepSpec, group_by: Sequence[str] | None) -> list[st
 def run_sweep(spec: SweepSpec, out: Path, jobs: int = 1, ray_address: str | None = None, cpus_per_cell: float = 1.0,
               metric: str = "time_at_goal", last_evals: int = 1, group_by: Sequence[str] | None = None,
               num_resamples: int = 2000, progress: bool = True, title: str = "", executor=None,
-              reuse: Sequence[Path] = (), baseline: str | None = None) -> SweepResult:
+              reuse: Sequence[Path] = (), baseline: str | None = None, gpus_per_cell: float = 0.0,
+              max_retries: int = 2) -> SweepResult:
     """Validate, run the unfinished cells, aggregate. The Python entry point of `depthrl sweep` (the
     experiment scripts call it)."""
     check_options(jobs, cpus_per_cell, last_evals, num_resamples, group_by, spec)
     check_baseline(baseline, group_by, spec)
+    check_executor_options(ray_address, gpus_per_cell, max_retries)
     out = Path(out)
     cells = expand(spec, out)
     out.mkdir(parents=True, exist_ok=True)
@@ -766,7 +829,8 @@ def run_sweep(spec: SweepSpec, out: Path, jobs: int = 1, ray_address: str | None
         {"name": c.name, "values": c.values, "flags": list(c.flags)} for c in cells]})
     own_executor = executor is None
     if executor is None:
-        executor = RayExecutor(ray_address, cpus_per_cell) if ray_address else LocalExecutor(jobs)
+        executor = (RayExecutor(ray_address, cpus_per_cell, gpus_per_cell, max_retries) if ray_address
+                    else LocalExecutor(jobs, max_retries))
     reporter = Reporter(cells, metric, live=progress)
     states: dict[str, dict] = {}
     try:
@@ -812,6 +876,18 @@ def check_baseline(baseline: str | None, group_by: Sequence[str] | None, spec: S
                                                    f"({', '.join(values)})")
 
 
+def check_executor_options(ray_address: str | None, gpus_per_cell: float, max_retries: int) -> None:
+    if gpus_per_cell < 0:
+        raise ConfigError("--gpus-per-cell", gpus_per_cell, "must be >= 0")
+    if gpus_per_cell > 1 and gpus_per_cell != int(gpus_per_cell):
+        raise ConfigError("--gpus-per-cell", gpus_per_cell, "above 1 must be a whole number (Ray's rule)")
+    if gpus_per_cell > 0 and not ray_address:
+        raise ConfigError("--gpus-per-cell", gpus_per_cell, "needs --ray-address (local cells share the "
+                          "machine's devices; use --ray-address local to give each its own GPU)")
+    if max_retries < 0:
+        raise ConfigError("--max-retries", max_retries, "must be >= 0")
+
+
 def main(args: Args) -> int:
     spec = spec_from_args(args)
     out = Path(args.out)
@@ -819,12 +895,14 @@ def main(args: Args) -> int:
     if args.dry_run:
         check_options(args.jobs, args.cpus_per_cell, args.last_evals, args.bootstrap_resamples, group_by, spec)
         check_baseline(args.baseline, group_by, spec)
+        check_executor_options(args.ray_address, args.gpus_per_cell, args.max_retries)
         for cell in expand(spec, out):
             print(f"{cell.name}: {cell_state(cell)}  depthrl train {spec.kind} {' '.join(cell.flags)}")
         return 0
     result = run_sweep(spec, out, jobs=args.jobs, ray_address=args.ray_address, cpus_per_cell=args.cpus_per_cell,
                        metric=args.metric, last_evals=args.last_evals, group_by=group_by,
-                       num_resamples=args.bootstrap_resamples, progress=args.progress, baseline=args.baseline)
+                       num_resamples=args.bootstrap_resamples, progress=args.progress, baseline=args.baseline,
+                       gpus_per_cell=args.gpus_per_cell, max_retries=args.max_retries)
     for row in result.table:
         keys = [k for k in row if k not in ("strata", "runs", "mean", "std", "median", "iqm", "iqm_low",
                                             "iqm_high", "min", "max")]

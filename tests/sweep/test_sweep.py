@@ -4,9 +4,12 @@ real cells run as subprocesses and aggregated, and the Ray path on a local Ray i
 import dataclasses
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -188,6 +191,84 @@ def test_sweep_writes_probability_of_improvement_and_performance_profiles(tmp_pa
     assert "--baseline" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("options, flag", [
+    (dict(ray_address="local", gpus_per_cell=-1.0), "--gpus-per-cell"),
+    (dict(ray_address="local", gpus_per_cell=1.5), "--gpus-per-cell"),
+    (dict(gpus_per_cell=1.0), "--gpus-per-cell"),  # GPUs per cell need Ray
+    (dict(max_retries=-1), "--max-retries")])
+def test_bad_executor_options_fail_before_any_compute(tmp_path, options, flag):
+    with pytest.raises(ConfigError) as err:
+        sweep.run_sweep(tiny_spec(), tmp_path, progress=False, **options)
+    assert err.value.flag == flag
+    assert not (tmp_path / "cells").exists()
+
+
+class FakeRay:
+    """The part of the `ray` module RayExecutor uses, on a cluster of `gpus` GPUs."""
+
+    def __init__(self, gpus):
+        self.gpus, self.options, self.shut = gpus, None, False
+
+    def is_initialized(self):
+        return False
+
+    def init(self, **kwargs):
+        pass
+
+    def cluster_resources(self):
+        return {"CPU": 8.0, "GPU": float(self.gpus)}
+
+    def remote(self, **options):
+        self.options = options
+        return lambda fn: fn
+
+    def shutdown(self):
+        self.shut = True
+
+
+def test_ray_tasks_reserve_gpus_and_retry_killed_cells_and_a_missing_gpu_is_refused(monkeypatch, capsys):
+    fake = FakeRay(gpus=2)
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    sweep.RayExecutor("auto", cpus_per_cell=4, gpus_per_cell=1, max_retries=3)
+    assert fake.options == {"num_cpus": 4, "num_gpus": 1, "max_retries": 3, "retry_exceptions": [sweep.CellKilled]}
+    fake = FakeRay(gpus=0)
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    with pytest.raises(ConfigError) as err:  # a local instance without GPUs: every cell would wait forever
+        sweep.RayExecutor("local", cpus_per_cell=1, gpus_per_cell=0.5)
+    assert err.value.flag == "--gpus-per-cell" and "has 0 GPUs" in str(err.value) and fake.shut
+    sweep.RayExecutor("auto", cpus_per_cell=1, gpus_per_cell=0.5)  # a cluster may still add GPU nodes
+    assert "the cells wait until GPU nodes join" in capsys.readouterr().err and fake.options["num_gpus"] == 0.5
+
+
+def test_a_killed_cell_is_retried_and_the_retry_resumes_its_run_directory(tmp_path, monkeypatch):
+    """A stand-in for the cell's interpreter: the first attempt writes config.json (the run started) and is
+    SIGKILLed; the retry must be `--resume RUN_DIR`, since the command is decided when an attempt starts."""
+    run_dir, calls = tmp_path / "cells" / "depth=4", tmp_path / "calls.txt"
+    fake_python = tmp_path / "python"
+    fake_python.write_text(f"""#!/bin/sh
+echo "$*" >> {calls}
+if [ -f {run_dir}/config.json ]; then exit 0; fi
+mkdir -p {run_dir} && echo '{{}}' > {run_dir}/config.json && kill -9 $$
+""")
+    fake_python.chmod(0o755)
+    monkeypatch.setattr(sweep.sys, "executable", str(fake_python))
+    argv = ["train", "crl", "--depth", "4", "--run-dir", str(run_dir), "--no-progress"]
+    executor = sweep.LocalExecutor(jobs=1, max_retries=1)
+    result = executor.submit(argv, tmp_path / "log").result()
+    assert result["returncode"] == 0
+    assert calls.read_text().splitlines() == ["-m depthrl.cli " + " ".join(argv),
+                                              f"-m depthrl.cli train crl --resume {run_dir} --no-progress"]
+    headers = [line for line in (tmp_path / "log").read_text().splitlines() if line.startswith("$ depthrl")]
+    assert len(headers) == 2 and "--resume" in headers[1] and "[pid " in headers[0]
+    # Killed again on every attempt: the retries run out and the cell fails, naming the signal.
+    shutil.rmtree(run_dir)
+    calls.unlink()
+    with pytest.raises(sweep.CellKilled, match="killed by signal 9"):
+        sweep.LocalExecutor(jobs=1, max_retries=0).submit(argv, tmp_path / "log").result()
+    assert len(calls.read_text().splitlines()) == 1
+    executor.close()
+
+
 def seed_spec() -> sweep.SweepSpec:
     """Two cells that differ only by base seed (2 vmapped seeds each), with a compile cache: the same programs,
     so the second process and a resumed one load them instead of compiling."""
@@ -256,25 +337,56 @@ def test_rerun_skips_finished_cells_and_a_killed_cell_resumes_to_the_same_result
 
 
 @pytest.mark.xdist_group("real_sweep")  # with `--dist loadgroup` (make test) on the worker that ran real_sweep
-def test_ray_path_runs_two_cells_on_a_local_ray_instance(real_sweep, tmp_path):
-    """`depthrl sweep --ray-address local`: the cells run as Ray tasks on a Ray instance the command starts.
+def test_ray_path_gives_each_cell_its_gpu_and_a_killed_cell_resumes(real_sweep, tmp_path):
+    """`depthrl sweep --ray-address local --gpus-per-cell 1`: the cells run as Ray tasks on a Ray instance the
+    command starts, here declaring two fake GPUs (Ray's RAY_OVERRIDE_RESOURCES), so each cell reserves one and
+    sees it in CUDA_VISIBLE_DEVICES. The second cell's process is SIGKILLed after its first checkpoint: Ray
+    retries the task, which resumes the cell's run directory.
+
     The command runs in its own process, so Ray's workers, signal handlers and exit hooks never touch the test
     process. They inherit its environment, so the cells load the programs real_sweep compiled (the same
-    cells: XDG_CACHE_HOME points at its compile cache) instead of compiling them again."""
+    shapes: XDG_CACHE_HOME points at its compile cache) instead of compiling them again."""
     pytest.importorskip("ray", reason="the Ray path needs the sweep extra (make test installs it)")
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(json.dumps(seed_spec().to_json()))
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "depthrl.cli", "sweep", "--spec", str(spec_file), "--out", str(out),
-                           "--ray-address", "local", "--metric", "success", "--last-evals", "2",
-                           "--bootstrap-resamples", "200", "--no-progress"],
-                          capture_output=True, text=True, timeout=900, check=False)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    cells = json.loads((out / "sweep.json").read_text())["cells"]
-    assert [c["name"] for c in cells] == ["seed=0", "seed=1"]
-    for cell in cells:
-        assert "final eval" in (out / "logs" / f"{cell['name']}.log").read_text()
-        rows = sweep.read_rows(out / "cells" / cell["name"])
-        assert [r["epoch"] for r in rows] == [2, 4] and len(rows[-1]["eval/success_per_seed"]) == 2
+    env = {**os.environ, "RAY_OVERRIDE_RESOURCES": json.dumps({"CPU": 2, "GPU": 2})}
+    # 10 epochs (checkpoints every 2): the kill after the first checkpoint lands well before the end.
+    command = [sys.executable, "-m", "depthrl.cli", "sweep", "--spec", str(spec_file), "--out", str(out),
+               "--fixed", "total-env-steps=4000", "--ray-address", "local", "--gpus-per-cell", "1",
+               "--max-retries", "1", "--metric", "success", "--last-evals", "2", "--bootstrap-resamples", "200",
+               "--no-progress"]
+    with open(tmp_path / "sweep.log", "w") as sweep_log:
+        proc = subprocess.Popen(command, stdout=sweep_log, stderr=subprocess.STDOUT, env=env)
+        logs = {name: out / "logs" / f"{name}.log" for name in ("seed=0", "seed=1")}
+        checkpoints = out / "cells" / "seed=1" / "checkpoints"
+        deadline = time.time() + 600
+        while proc.poll() is None and time.time() < deadline and not (
+                checkpoints.is_dir() and any(p.name.startswith("epoch_") for p in checkpoints.iterdir())):
+            time.sleep(0.01)
+        assert proc.poll() is None, "the sweep ended before the first checkpoint: " + (
+            tmp_path / "sweep.log").read_text()[-3000:]
+        both_running = logs["seed=0"].exists() and "final eval" not in logs["seed=0"].read_text()
+        pid = int(re.search(r"\[pid (\d+),", logs["seed=1"].read_text()).group(1))
+        os.kill(pid, signal.SIGKILL)
+        returncode = proc.wait(timeout=600)
+    output = (tmp_path / "sweep.log").read_text()
+    assert returncode == 0, output[-3000:]
+    assert "Started a local Ray instance" in output  # the cells really went through Ray
+    devices = {}
+    for name, log in logs.items():
+        text = log.read_text()
+        headers = re.findall(r"^\$ depthrl (.*)  \[pid \d+, CUDA_VISIBLE_DEVICES=(.*)\]$", text, re.M)
+        devices[name] = [d for _, d in headers]
+        assert all(d in ("0", "1") for d in devices[name]), text  # one GPU of the two per cell
+        rows = sweep.read_rows(out / "cells" / name)
+        assert [r["epoch"] for r in rows] == list(range(2, 11, 2)) and len(rows[-1]["eval/success_per_seed"]) == 2
+        if name == "seed=1":  # killed once: the retry resumed the same run directory
+            assert len(headers) == 2, text
+            assert "--run-dir" in headers[0][0] and headers[1][0].startswith(f"train crl --resume {out}/cells/seed=1")
+            assert "resuming" in text and "from checkpoint epoch_" in text
+        else:
+            assert len(headers) == 1
+    if both_running:  # two cells at once hold the two GPUs
+        assert devices["seed=0"][0] != devices["seed=1"][0], devices
     assert (out / "aggregate.csv").read_text().startswith("strata,runs,mean")
-    assert "Started a local Ray instance" in proc.stderr + proc.stdout  # the cells really went through Ray
