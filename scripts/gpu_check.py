@@ -1,10 +1,11 @@
 """The measurements of `scripts/gpu_check.sh`: one JSON line per measurement on stdout, then a verdict line.
 
   setup             jax version, devices, CUDA plugin, XLA preallocation and default matmul precision.
-  precision         the critic's L2-energy logits (`depthrl.losses.contrastive.energy_matrix`, as the CRL loss
+  precision         the critic's L2-energy logits (`depthrl.losses.contrastive.critic_logits`, as the CRL loss
                     computes them) on the device under the default matmul precision, against a float64 NumPy
                     reference, with φ and ψ shifted by a shared offset of norm 0, 50 and 100 (the L2 energy is
-                    invariant to it; reduced-precision matmuls are not). Passes within --precision-tol.
+                    invariant to it; reduced-precision matmuls are not). Passes with the positives within --precision-tol
+                    and every logit within 10x it.
   env_steps_per_s   env steps per second of every Table-1 task at 512 envs (a jitted scan of 100 random-action
                     steps; each task compiles in a thread while the next is traced, and runs once compiled;
                     compile_s of tasks compiled at the same time overlap).
@@ -98,7 +99,7 @@ def child_precision(args: argparse.Namespace) -> None:
     near = base + 0.05 * rng.normal(size=(batch, dim))  # positives close, as a trained critic's are
     direction = rng.normal(size=dim)
     direction /= np.linalg.norm(direction)
-    logits_fn = jax.jit(lambda phi, psi: contrastive.energy_matrix(phi, psi, "l2"))
+    logits_fn = jax.jit(lambda phi, psi: contrastive.critic_logits(phi, psi, "l2"))  # as the CRL loss
     for norm in (0.0, 50.0, 100.0):
         phi = (base + norm * direction).astype(np.float32)
         psi = (near + norm * direction).astype(np.float32)
@@ -111,7 +112,11 @@ def child_precision(args: argparse.Namespace) -> None:
         emit({"measure": "precision", "energy": "l2", "offset_norm": norm, "batch": batch, "repr_dim": dim,
               "max_abs_err": float(err.max()), "mean_abs_err_positives": float(positives.mean()),
               "max_abs_err_positives": float(positives.max()), "floored_to_zero": floored,
-              "tol": args.precision_tol, "ok": bool(err.max() <= args.precision_tol and floored == 0),
+              "tol_positives": args.precision_tol, "tol_all": 10 * args.precision_tol,
+              # the positives carry the loss's signal (and equal the actor's Q): tol; off-diagonal logits are far
+              # pairs whose relative error matters, 10 x tol (TF32-emulated on CPU: 5e-4 rounding, 1.7e-3 truncating)
+              "ok": bool(positives.max() <= args.precision_tol and err.max() <= 10 * args.precision_tol
+                         and floored == 0),
               "device": _device()})
 
 
