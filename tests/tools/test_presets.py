@@ -165,7 +165,7 @@ def test_gpu_preset_runs_one_scaled_down_epoch(env, tmp_path):
     one epoch, evaluates and checkpoints. A subprocess, so XLA compiles at optimisation level 0 (flags read
     when the backend starts; brax compiles slowly on CPU). Measured on the 2-core CPU: an Ant or Humanoid
     preset 35-40 s at load 3 (4-10 min at load 11-15); the MJX arm presets compile their epoch alone for
-    over 2 min."""
+    over 2 min (arm-push-easy had not finished after 23 min at load 4-7)."""
     name = next(e.name for e in GPU_PRESETS if e.env.env == env and e.agent.depth == 64)
     run_dir = tmp_path / name
     argv = [sys.executable, "-m", "depthrl.cli", "train", "crl", "--preset", name, *SCALE_DOWN_FLAGS,
