@@ -172,3 +172,18 @@ def test_depth_showcase_grid_contrast_and_flags(scripts, sweeps, tmp_path):
         with pytest.raises(ConfigError) as err:
             ds.main(ds.ShowcaseOptions(progress=False, out=str(tmp_path / "bad"), **kw))
         assert err.value.flag == name and not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow  # two tiny training runs; the grid, contrast and flags are covered by the test above
+def test_depth_showcase_trains_and_draws_both_critics(scripts, tmp_path):
+    ds = scripts["depth_showcase"]
+    ds.main(ds.ShowcaseOptions(progress=False, out=str(tmp_path), depths=(4, 8), width=8, num_seeds=2,
+                               total_env_steps=3200, eval_every=3200, last_evals=1))
+    with open(tmp_path / "wall_scores.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["depth"], r["seed_index"]) for r in rows] == [("4", "0"), ("4", "1"), ("8", "0"), ("8", "1")]
+    assert all(-1 <= float(r["spearman_path"]) <= 1 and -1 <= float(r["spearman_euclid"]) <= 1 for r in rows)
+    with open(tmp_path / "showcase.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["depth"] == "8" and row["baseline_depth"] == "4"
+    assert (tmp_path / "q_heatmaps.png").stat().st_size > 10_000 and (tmp_path / "aggregate.png").exists()

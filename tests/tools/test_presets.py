@@ -119,3 +119,12 @@ def test_unknown_preset_is_an_error(capsys):
     assert "depthrl presets" in capsys.readouterr().err
     assert cli.main(["train", "crl", "--preset", "no-such-preset"]) == 2
     assert "quickstart" in capsys.readouterr().err
+
+
+def test_depth_showcase_presets_differ_only_by_depth():
+    described = presets.by_name()
+    showcase = [described[f"depth-showcase-d{d}"] for d in (4, 16, 64)]
+    assert [p.agent.depth for p in showcase] == [4, 16, 64]
+    assert {p.env for p in showcase} == {presets.SHOWCASE_ENV} and presets.SHOWCASE_ENV.env == "crawler-maze-u4"
+    assert {p.train for p in showcase} == {presets.SHOWCASE_TRAIN}
+    assert {dataclasses.replace(p.agent, depth=4) for p in showcase} == {showcase[0].agent}
