@@ -14,13 +14,14 @@ Locomotion (Purcell's swimmer, kinematic): the base moves along its heading at s
 
     v = propulsion · Σ_i (q_i · dq_{i+1} − q_{i+1} · dq_i) / (num_joints − 1),
 
-the rate at which the shape (q_i, q_{i+1}) of each pair of neighbouring joints sweeps area. Only a cyclic,
+the rate at which the shape (q_i, q_{i+1}) of each pair of neighbouring joints sweeps area (per step:
+Σ_i (q_i · q'_{i+1} − q_{i+1} · q'_i) / (num_joints − 1) / dt from the old angles q to the new q'). Only a cyclic,
 phase-shifted motion of neighbouring joints (a travelling wave) moves the base; moving one joint, or all in
 phase, does not. The sign of the loop's direction sets forwards or backwards. The heading turns at
 ω = turn_rate · mean(q) (a body bent to one side turns to that side), so steering is a bias of the gait.
 The base is the point mass's square (half-side `radius`) and moves with the point mass's swept collision
 (`PointMaze._move_axis`), one axis at a time: it never enters or crosses a wall; the joints are internal
-shape and do not collide. The speed is capped at `max_speed` cells/s (a full-amplitude wave gives ≈ 1).
+shape and do not collide. The speed is capped at `max_speed` cells/s (a scripted travelling wave reaches ≈ 1.4).
 
 state = (x, y, cos θ, sin θ, q_1..q_N, dq_1..dq_N), goal = (gx, gy), obs = concat(state, goal):
 state_dim 4 + 2N (12 with the default 4 joints), goal_indices (0, 1), action_dim N.
