@@ -80,6 +80,11 @@ QUICKSTART_ENV = EnvConfig(env="point-maze-u")
 QUICKSTART_TRAIN = dataclasses.replace(_CPU_TRAIN, total_env_steps=1_500_000, eval_every=100_000)
 
 
+# The depth showcase (docs/results.md): the crawler (envs/crawler.py) in the U4-maze with the CPU recipe.
+SHOWCASE_ENV = EnvConfig(env="crawler-maze-u4")
+SHOWCASE_TRAIN = dataclasses.replace(_CPU_TRAIN, total_env_steps=5_000_000, eval_every=250_000)
+
+
 def _cpu_agent(depth: int, width: int = 64) -> CRLConfig:
     return CRLConfig(depth=depth, width=width, batch_size=256)
 
@@ -99,6 +104,15 @@ def _crl_presets() -> list[Preset]:
             "finding (a): performance grows with depth and jumps at a critical depth; Table 1, Humanoid "
             f"U-Maze, depth 4 → 64: {TABLE1['Humanoid U-Maze'][0]:g} → {TABLE1['Humanoid U-Maze'][1]:g} / 1000",
             EnvConfig(env="point-maze-u"), _cpu_agent(depth), _CPU_TRAIN, f"runs/depth-u-d{depth}"))
+    for depth in (4, 16, 64):
+        presets.append(Preset(
+            f"depth-showcase-d{depth}", "crl", "cpu", "depth showcase",
+            f"The crawler in the U4-maze (12-d joint-space state, 2-d goal), depth {depth}: the CPU task built "
+            "to make depth pay (experiments/depth_showcase.py runs d4, d16, d64 x 5 seeds).",
+            "the paper's explanation of finding (a): a critic that must learn the maze from a joint-space state "
+            f"(Ant U4-Maze, depth 4 → 64: {TABLE1['Ant U4-Maze'][0]:g} → {TABLE1['Ant U4-Maze'][1]:g} / 1000); "
+            "measured here: docs/results.md, depth showcase",
+            SHOWCASE_ENV, _cpu_agent(depth), SHOWCASE_TRAIN, f"runs/depth-showcase-d{depth}"))
     for layout, task in (("u4", "Ant U4-Maze"), ("u5", "Ant U5-Maze"), ("big", "Ant Big Maze"),
                          ("hardest", "Ant Hardest Maze")):
         for depth in (4, 64):

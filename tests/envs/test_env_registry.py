@@ -20,6 +20,8 @@ from depthrl.errors import ConfigError
     [
         (EnvConfig(env="ant-maze"), "--env", ["point-maze-u", "point-maze-hardest", "point-maze,"]),
         (EnvConfig(env="point-maze"), "--layout", ["needs --layout"]),
+        (EnvConfig(env="crawler-maze"), "--layout", ["--env crawler-maze needs --layout"]),
+        (EnvConfig(env="crawler-maze-u4", layout="u"), "--layout", ["crawler-maze-u4 has its own maze"]),
         (EnvConfig(layout="u4"), "--layout", ["only with --env point-maze"]),
         (EnvConfig(env="point-maze", layout="#R#G#"), "--layout", ["unreachable"]),
         (EnvConfig(episode_length=0), "--episode-length", ["> 0"]),
@@ -50,11 +52,11 @@ def test_invalid_configs_name_the_flag(cfg, flag, fragments):
 
 @pytest.mark.parametrize("name", list(ENVS))
 def test_every_registered_env_builds_and_steps(name):
-    cfg = EnvConfig(env=name, layout="#####/#R..#/#.#G#/#####" if name == "point-maze" else None)
+    cfg = EnvConfig(env=name, layout="#####/#R..#/#.#G#/#####" if ENVS[name][0] is None else None)
     train, evaluation = make_envs(cfg.validate())
     assert train is evaluation or train == evaluation
     state = jax.vmap(train.reset)(jax.random.split(jax.random.PRNGKey(0), 4))
-    state = jax.vmap(train.step)(state, np.zeros((4, 2), np.float32))
+    state = jax.vmap(train.step)(state, np.zeros((4, train.spec.action_dim), np.float32))
     assert state.obs.shape == (4, train.spec.obs_dim) and train.spec.name == name
 
 
@@ -95,7 +97,8 @@ def test_stitching_pairs_respect_the_distances(name):
 def test_list_envs_and_cli(capsys):
     rows = list_envs()
     assert [r[0] for r in rows][: len(ENVS)] == list(ENVS)  # the mazes first, then the other families
-    assert all(r[1] == 6 and r[2] == 2 and r[3] for r in rows if r[0] in ENVS)
+    dims = {name: (14, 4) if name.startswith("crawler-maze") else (6, 2) for name in ENVS}
+    assert all((r[1], r[2]) == dims[r[0]] and r[3] for r in rows if r[0] in ENVS)
     assert list_cli.main(list_cli.Args()) == 0
     assert "point-maze-hardest" in capsys.readouterr().out
     assert list_cli.main(list_cli.Args(json=True)) == 0

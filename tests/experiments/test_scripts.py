@@ -24,7 +24,8 @@ def scripts():
     try:
         yield {name: importlib.import_module(name) for name in
                ("common", "depth_width", "batch_depth", "actor_critic_depth", "representations", "stitching",
-                "exploration_expressivity", "value_classification", "ablations", "depth_scaling")}
+                "exploration_expressivity", "value_classification", "ablations", "depth_scaling",
+                "depth_showcase")}
     finally:
         sys.path.remove(str(EXPERIMENTS))
 
@@ -150,3 +151,39 @@ def test_depth_scaling_trains_summarises_and_skips_finished_depths(scripts, tmp_
     with pytest.raises(ConfigError) as err:
         ds.main(ds.Options(num_seeds=0, out=str(tmp_path)))
     assert err.value.flag == "--num-seeds"
+
+
+def test_depth_showcase_grid_contrast_and_flags(scripts, sweeps, tmp_path):
+    ds = scripts["depth_showcase"]
+    with pytest.raises(ConfigError, match="not a run directory"):  # the fake sweep trained no critic to draw
+        ds.main(ds.ShowcaseOptions(progress=False, out=str(tmp_path)))
+    spec, out, cells, _ = sweeps[0]
+    assert spec.kind == "crl" and spec.axes == {"depth": (4, 16, 64)} and spec.num_seeds == 5
+    assert spec.fixed["env"] == "crawler-maze-u4" and spec.fixed["width"] == 64 and out == tmp_path
+    assert spec.fixed["total_env_steps"] == ds.SHOWCASE_TRAIN.total_env_steps and len(cells) == 3
+    # The contrast: each deeper depth's IQM over the baseline's, CIs disjoint only when its low end clears.
+    table = [{"depth": 4, "iqm": 0.25, "iqm_low": 0.125, "iqm_high": 0.3},
+             {"depth": 16, "iqm": 0.5, "iqm_low": 0.375, "iqm_high": 0.625},
+             {"depth": 64, "iqm": 0.375, "iqm_low": 0.25, "iqm_high": 0.5}]
+    rows = ds.contrast(table, (4, 16, 64))
+    assert [(r["depth"], r["ratio"], r["cis_disjoint"]) for r in rows] == [(16, 2.0, True), (64, 1.5, False)]
+    for kw, name in (({"depths": (4,)}, "--depths"), ({"scale": "paper"}, "--scale"), ({"num_seeds": 0}, "--num-seeds"),
+                     ({"width": 0}, "--width")):
+        with pytest.raises(ConfigError) as err:
+            ds.main(ds.ShowcaseOptions(progress=False, out=str(tmp_path / "bad"), **kw))
+        assert err.value.flag == name and not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow  # two tiny training runs; the grid, contrast and flags are covered by the test above
+def test_depth_showcase_trains_and_draws_both_critics(scripts, tmp_path):
+    ds = scripts["depth_showcase"]
+    ds.main(ds.ShowcaseOptions(progress=False, out=str(tmp_path), depths=(4, 8), width=8, num_seeds=2,
+                               total_env_steps=3200, eval_every=3200, last_evals=1))
+    with open(tmp_path / "wall_scores.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["depth"], r["seed_index"]) for r in rows] == [("4", "0"), ("4", "1"), ("8", "0"), ("8", "1")]
+    assert all(-1 <= float(r["spearman_path"]) <= 1 and -1 <= float(r["spearman_euclid"]) <= 1 for r in rows)
+    with open(tmp_path / "showcase.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["depth"] == "8" and row["baseline_depth"] == "4"
+    assert (tmp_path / "q_heatmaps.png").stat().st_size > 10_000 and (tmp_path / "aggregate.png").exists()

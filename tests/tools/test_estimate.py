@@ -48,8 +48,9 @@ def test_exact_parts_by_hand(make_tiny_args, tmp_path):
     assert est.params_bytes == 4 * est.num_params
     assert est.optimizer_bytes == 2 * est.params_bytes + 3 * 4 + 4  # Adam μ, ν, three Adam counts, SGD steps
     rows_per_env, num_envs = 4000 // 16, 16
-    # replay (state, action) + its row counter; the train state's PRNG key, env-step and epoch counters
-    assert est.buffer_bytes == rows_per_env * num_envs * (4 + 2) * 4 + 4 + 8 + 4 + 4
+    # replay: (state, action) and three int32 episode rings per row, a continuing-row count per env, its row
+    # counter; then the train state's PRNG key, env-step and epoch counters
+    assert est.buffer_bytes == rows_per_env * num_envs * ((4 + 2) * 4 + 3 * 4) + num_envs * 4 + 4 + 8 + 4 + 4
     # FLOPs: 2 per multiply-add; actor 3 forwards' worth, φ 5 (critic fwd+bwd, actor fwd + bwd to the action),
     # ψ 4 (critic fwd+bwd, actor fwd), InfoNCE logits [32, 32] × 8 forward + backward
     hidden = depth * w * w
@@ -120,7 +121,8 @@ def test_compiled_memory_is_xlas_buffer_assignment(make_tiny_args, tmp_path):
     e, v, d = epoch.memory_analysis(), evaluate.memory_analysis(), diagnostics.memory_analysis()
     state = e.argument_size_in_bytes
     assert memory.state_bytes == state
-    assert memory.buffer_bytes == (4000 // 16) * 16 * (4 + 2) * 4 + 4  # rows × envs × (state, action) + row counter
+    # rows × envs × ((state, action) + three int32 episode rings) + a continuing-row count per env + row counter
+    assert memory.buffer_bytes == (4000 // 16) * 16 * ((4 + 2) * 4 + 3 * 4) + 16 * 4 + 4
     assert e.alias_size_in_bytes == state  # the state is donated: the epoch writes the next one in place
     assert memory.epoch_bytes == state + e.output_size_in_bytes + e.temp_size_in_bytes - state
     assert memory.peak_bytes == max(memory.epoch_bytes, state + v.output_size_in_bytes + v.temp_size_in_bytes,

@@ -181,3 +181,12 @@ def test_gpu_preset_runs_one_scaled_down_epoch(env, tmp_path):
     assert all(abs(float(rows[0][k])) < float("inf") for k in ("critic/loss", "eval/final_distance"))
     assert 0.0 <= rows[0]["eval/time_at_goal"] <= 1.0
     assert any((run_dir / "checkpoints").iterdir())
+
+
+def test_depth_showcase_presets_differ_only_by_depth():
+    described = presets.by_name()
+    showcase = [described[f"depth-showcase-d{d}"] for d in (4, 16, 64)]
+    assert [p.agent.depth for p in showcase] == [4, 16, 64]
+    assert {p.env for p in showcase} == {presets.SHOWCASE_ENV} and presets.SHOWCASE_ENV.env == "crawler-maze-u4"
+    assert {p.train for p in showcase} == {presets.SHOWCASE_TRAIN}
+    assert {dataclasses.replace(p.agent, depth=4) for p in showcase} == {showcase[0].agent}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 from depthrl.envs import episodic
+from depthrl.envs.crawler import CrawlerMaze
 from depthrl.envs.maze import BUILTIN_LAYOUTS, Layout, PointMaze, parse_layout
 from depthrl.envs.physics import catalog as physics_catalog
 from depthrl.envs.stitching import longest_path, stitching_pairs
@@ -31,7 +32,18 @@ ENVS: dict[str, tuple[str | None, str]] = {
     "point-maze-u4-eval": ("u4-eval", "Point mass, U4-maze with only the far goals (the paper's u4_maze_eval)."),
     "point-maze-u5-eval": ("u5-eval", "Point mass, U5-maze with only the far goals (the paper's u5_maze_eval)."),
     "point-maze-big-eval": ("big-eval", "Point mass, big maze with only the far goals (the paper's big_maze_eval)."),
+    "crawler-maze": (None, "Planar crawler (12-d joint-space state, 2-d goal) in the maze given by --layout."),
+    "crawler-maze-u": ("u", "Crawler, U-maze: moves only by a coordinated travelling wave of its 4 joints."),
+    "crawler-maze-u4": ("u4", "Crawler, U4-maze: 10 cells round the wall, 300-step episodes."),
+    "crawler-maze-big": ("big", "Crawler, JaxGCRL big maze (6x6 interior)."),
+    "crawler-maze-hardest": ("hardest", "Crawler, JaxGCRL hardest maze (10x7 interior)."),
+    "crawler-maze-open": ("open", "Crawler in a 5x5 open room: start and goal anywhere."),
 }
+
+
+def _maze_class(env: str) -> type[PointMaze]:
+    """The body of a maze env: the crawler (`crawler-maze*`) or the point mass."""
+    return CrawlerMaze if env.startswith("crawler-maze") else PointMaze
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,12 +104,12 @@ class EnvConfig:
             raise ConfigError(
                 "--layout",
                 None,
-                f"--env point-maze needs --layout (one of {', '.join(BUILTIN_LAYOUTS)}, "
+                f"--env {self.env} needs --layout (one of {', '.join(BUILTIN_LAYOUTS)}, "
                 "a file, or ASCII rows separated by '/')",
             )
         if builtin is not None and self.layout is not None:
             raise ConfigError(
-                "--layout", self.layout, f"only with --env point-maze ({self.env} has its own maze)"
+                "--layout", self.layout, f"only with --env point-maze or crawler-maze ({self.env} has its own maze)"
             )
         layout = self.maze_layout()
         if self.episode_length is not None:
@@ -213,24 +225,25 @@ def _goal_env_dims(name: str) -> tuple[int, int]:
     if name in physics_catalog.ENVS:
         task = physics_catalog.ENVS[name]
         return task.obs_dim, task.action_dim
-    spec = PointMaze("open").spec
+    spec = _maze_class(name)("open").spec
     return spec.obs_dim, spec.action_dim
 
 
 def _point_mazes(cfg: EnvConfig) -> tuple[PointMaze, PointMaze, int]:
     cfg.validate()
     layout = cfg.maze_layout()
+    body = _maze_class(cfg.env)  # the point mass or the crawler: the same flags
     common = dict(layout=layout, name=cfg.env, random_start=cfg.random_start,
                   terminate_at_goal=bool(cfg.early_termination))
     if cfg.success_radius is not None:
         common["success_radius"] = cfg.success_radius
     if cfg.stitching:
-        train = PointMaze(pairs=stitching_pairs(layout, 1, cfg.stitch_train_max), **common)
-        evaluation = PointMaze(
+        train = body(pairs=stitching_pairs(layout, 1, cfg.stitch_train_max), **common)
+        evaluation = body(
             pairs=stitching_pairs(layout, cfg.stitch_eval_min, cfg.stitch_eval_max), **common
         )
     else:
-        train = evaluation = PointMaze(**common)
+        train = evaluation = body(**common)
     length = cfg.episode_length or max(train.default_episode_length, evaluation.default_episode_length)
     return train, evaluation, length
 
@@ -239,6 +252,6 @@ def list_envs() -> list[tuple[str, int, int, str]]:
     """(name, obs_dim, action_dim, description) of every registered env."""
     rows = []
     for name, (builtin, description) in ENVS.items():
-        spec = PointMaze(builtin or "open").spec  # every point maze shares the dims
+        spec = _maze_class(name)(builtin or "open").spec  # every maze of one body shares the dims
         rows.append((name, spec.obs_dim, spec.action_dim, description))
     return rows + episodic.list_envs() + physics_catalog.list_envs()
