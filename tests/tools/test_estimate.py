@@ -148,6 +148,7 @@ def test_train_refuses_a_run_whose_compiled_programs_cannot_fit(make_tiny_args, 
     allocated or written, naming the flags to change; at exactly the need the run trains, with the epoch traced
     (so compiled) once: the checked program is the one that trains."""
     args = make_tiny_args(tmp_path / "refused")
+    args = dataclasses.replace(args, train=dataclasses.replace(args.train, total_env_steps=1200))  # 3 epochs
     memory, _ = _compiled_memory(args)
     monkeypatch.setenv(estimate.MEMORY_LIMIT_ENV, str(memory.needed_bytes - 1))
     with pytest.raises(ConfigError) as err:
@@ -164,7 +165,7 @@ def test_train_refuses_a_run_whose_compiled_programs_cannot_fit(make_tiny_args, 
     monkeypatch.setattr(loop.Trainer, "epoch", lambda self, ts: traces.append(1) or real_epoch(self, ts))
     monkeypatch.setenv(estimate.MEMORY_LIMIT_ENV, str(memory.needed_bytes))
     assert main(args) == 0
-    assert len(traces) == 1  # 4 epochs, one trace: the compiled program that was checked is the one that ran
+    assert len(traces) == 1  # 3 epochs, one trace: the compiled program that was checked is the one that ran
     rows = runner.read_metrics(tmp_path / "refused")
     assert rows[-1]["memory/compiled_peak_bytes"] == memory.peak_bytes
 
