@@ -42,16 +42,21 @@ def entries(path: Path) -> list[tuple[int, int, Path]]:
 def evict(path: Path, max_bytes: int) -> list[Path]:
     """Delete least-recently-used entries until the entries of `path` total at most `max_bytes`; returns
     the deleted entries."""
-    found = entries(path)
-    total = sum(size for _, size, _ in found)
-    removed = []
-    for _, size, entry in found:
-        if total <= max_bytes:
-            break
-        for f in (entry, entry.with_name(entry.name.removesuffix(_CACHE) + _ATIME)):
-            f.unlink(missing_ok=True)
-        total -= size
-        removed.append(entry)
+    import filelock
+
+    # JAX's capped cache takes this lock around each write and its own eviction: holding it, no other process
+    # sees an entry half written or half deleted.
+    with filelock.FileLock(path / ".lockfile", timeout=60):
+        found = entries(path)
+        total = sum(size for _, size, _ in found)
+        removed = []
+        for _, size, entry in found:
+            if total <= max_bytes:
+                break
+            for f in (entry, entry.with_name(entry.name.removesuffix(_CACHE) + _ATIME)):
+                f.unlink(missing_ok=True)
+            total -= size
+            removed.append(entry)
     return removed
 
 

@@ -58,8 +58,11 @@ def subprocess_env() -> dict[str, str]:
     env = dict(os.environ)
     cache = jax.config.jax_compilation_cache_dir
     if cache:
+        # The same size cap as this process: a capped cache keeps an atime file per entry and locks the folder,
+        # and an uncapped writer (no atime file) would make this process's eviction fail to read one.
         env.update(JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+                   JAX_COMPILATION_CACHE_MAX_SIZE=str(jax.config.jax_compilation_cache_max_size))
     return env
 
 

@@ -18,6 +18,10 @@ import pytest
 from depthrl.errors import ConfigError
 from depthrl.training.command import validate
 
+# One xdist worker runs this module (make test: --dist loadgroup), so its module fixture (a two-device
+# subprocess, ~40 s) runs once, not once per worker.
+pytestmark = pytest.mark.xdist_group("two_devices")
+
 TWO_DEVICES = textwrap.dedent(r'''
     import dataclasses, json, pathlib, sys
     import jax, numpy as np
