@@ -93,8 +93,8 @@ def _crl_presets() -> list[Preset]:
     presets = [
         Preset("quickstart", "crl", "cpu", "main job",
                "CRL depth 4 on the point-mass U-maze: the README's first run, minutes on a 2-core CPU.",
-               "no paper number (a CPU task); measured with depthrl, seed 0, 2-core CPU: success 0.95, "
-               "time at goal 0.81 after the 1.5 M steps (about 2.5 min)",
+               "no paper number (a CPU task); measured with depthrl, seed 0, 2-core CPU: success 0.89, "
+               "time at goal 0.78 after the 1.5 M steps (about 1 min of training on idle cores)",
                QUICKSTART_ENV, _cpu_agent(4), QUICKSTART_TRAIN, "runs/quickstart"),
     ]
     for depth in (4, 16, 64):
