@@ -6,6 +6,7 @@ import dataclasses
 import json
 import socket
 import sys
+import time
 
 import pytest
 
@@ -23,6 +24,18 @@ def test_without_the_extra_a_wandb_run_fails_at_start_naming_the_install(tmp_pat
     assert not run_dir.exists()  # nothing was started
     assert cli.main(["train", "crl", "--wandb-tags", "a", "b", "--run-dir", str(run_dir)]) == 2
     assert "--wandb-tags" in capsys.readouterr().err and not run_dir.exists()
+
+
+def _record_log(path, needles: list[bytes], timeout_s: float = 60.0) -> bytes:
+    """The record log's bytes once they hold every needle: W&B's service process may still be writing it when
+    finish() returns (seen once on a loaded machine: only the 7-byte header was there). A log that never
+    holds them is returned as is, and the test's assertions then fail."""
+    deadline = time.monotonic() + timeout_s
+    data = path.read_bytes()
+    while not all(n in data for n in needles) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        data = path.read_bytes()
+    return data
 
 
 def test_offline_wandb_run_logs_metrics_config_and_plots(make_tiny_args, tmp_path, monkeypatch):
@@ -52,13 +65,18 @@ def test_offline_wandb_run_logs_metrics_config_and_plots(make_tiny_args, tmp_pat
     (offline,) = (run_dir / "wandb").glob("offline-run-*")
     run_id = (run_dir / wandb_log.RUN_ID_FILE).read_text().strip()
     (log,) = offline.glob(f"run-{run_id}.wandb")
-    data = log.read_bytes()  # W&B's record log: protobuf records holding keys and JSON values as text
-    for key in ("eval/success", "eval/time_at_goal", "critic/loss", "compile_s"):
+    keys = ("eval/success", "eval/time_at_goal", "critic/loss", "compile_s")
+    last = json.dumps(rows[-1]["eval/time_at_goal"]).encode()
+    data = _record_log(log, [*(k.encode() for k in keys), last])  # W&B's record log: keys and JSON values as text
+    for key in keys:
         assert key.encode() in data, key
-    assert json.dumps(rows[-1]["eval/time_at_goal"]).encode() in data  # the last evaluation's value
+    assert last in data  # the last evaluation's value
     assert b"point-maze" in data and b"offline-test" in data and b"tiny" in data  # config, tags, group
     plots = sorted(p.stem for p in (run_dir / "plots").glob("*.png"))
-    logged = sorted(p.name.split("_")[0] for p in (offline / "files" / "media" / "images" / "plots").glob("*.png"))
+    media, deadline = offline / "files" / "media" / "images" / "plots", time.monotonic() + 60.0
+    while len(list(media.glob("*.png"))) < len(plots) and time.monotonic() < deadline:  # written by W&B's service
+        time.sleep(0.5)
+    logged = sorted(p.name.split("_")[0] for p in media.glob("*.png"))
     assert plots and len(logged) == len(plots)
     assert list((run_dir / "tb").glob("events.out.tfevents.*"))  # TensorBoard is written as before
 
