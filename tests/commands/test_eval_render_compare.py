@@ -1,4 +1,4 @@
-"""depthrl eval / render / compare on tiny trained runs (tests/tools/conftest.py)."""
+"""depthrl eval / render / compare on tiny trained runs (tests/commands/conftest.py)."""
 
 import json
 import os

@@ -1,0 +1,73 @@
+"""Golden test of the CLI surface: every command's `--help` (its flags, defaults and docs), and the config.json
+keys and metric names of a tiny CRL run, against snapshots in tests/commands/snapshots/.
+
+A change to a flag, a default or a metric shows here as a diff. When the change is intended, regenerate the
+snapshots with `DEPTHRL_UPDATE_SNAPSHOTS=1 pytest tests/commands/test_cli_surface.py` and commit them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from depthrl import cli
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+UPDATE = os.environ.get("DEPTHRL_UPDATE_SNAPSHOTS") == "1"
+
+
+def _check(name: str, text: str) -> None:
+    path = SNAPSHOTS / name
+    if UPDATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert path.exists(), f"no snapshot {path}: run with DEPTHRL_UPDATE_SNAPSHOTS=1 to create it"
+    assert text == path.read_text(), f"{name} differs from its snapshot (DEPTHRL_UPDATE_SNAPSHOTS=1 to accept)"
+
+
+def _help(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*argv, "--help"])
+    assert exit_info.value.code == 0
+    return capsys.readouterr().out
+
+
+@pytest.fixture
+def fixed_width(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")  # tyro wraps the help at the terminal width
+
+
+def test_top_level_usage(capsys):
+    assert cli.main(["--help"]) == 0
+    _check("help/depthrl.txt", capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("command", sorted(cli.COMMANDS, key=lambda c: (c[0], c[1] or "")),
+                         ids=lambda c: f"{c[0]}-{c[1]}" if c[1] else c[0])
+def test_help_matches_snapshot(command, capsys, fixed_width):
+    group, sub = command
+    argv = [group] + ([sub] if sub else [])
+    text = _help(argv, capsys)
+    assert f"usage: depthrl {' '.join(argv)}" in text
+    _check(f"help/{'-'.join(argv)}.txt", text)
+
+
+def _flat_keys(tree: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in tree.items():
+        keys += _flat_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else [prefix + key]
+    return keys
+
+
+def test_tiny_crl_run_config_keys_and_metric_names(trained_runs):
+    """The tiny CRL run of conftest.py (shared with the other commands' tests, so it costs nothing here)."""
+    run_dir = trained_runs[0]
+    config = json.loads((run_dir / "config.json").read_text())
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+    assert rows and config["kind"] == "crl"
+    metrics = sorted(set().union(*(row.keys() for row in rows)))
+    surface = {"config_keys": sorted(_flat_keys(config)), "metric_names": metrics}
+    _check("train-crl-run.json", json.dumps(surface, indent=1) + "\n")
