@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 import tyro
 
-from depthrl import aggregate, sweep
+from depthrl import sweep
 from depthrl.agents.crl import CRLConfig
+from depthrl.commands.train_crl import Args
 from depthrl.envs.registry import EnvConfig
 from depthrl.errors import ConfigError
+from depthrl.sweep import stats as sweep_stats
 from depthrl.training import command, runner
 from depthrl.training.loop import TrainConfig
-from depthrl.training.train_cli import Args
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +97,7 @@ def summarize(rows_by_depth: dict[int, list[dict]], last_evals: int) -> list[dic
     table = []
     for depth, rows in rows_by_depth.items():
         finals = sweep.seed_scores(rows, "time_at_goal", last_evals)
-        stats = aggregate.summary({"all": finals})
+        stats = sweep_stats.summary({"all": finals})
         table.append({"depth": depth, "iqm": stats["iqm"], "iqm_low": stats["iqm_low"], "iqm_high": stats["iqm_high"],
                       "mean": stats["mean"], "seeds": " ".join(f"{v:.3f}" for v in finals),
                       "success_mean": float(np.mean(sweep.seed_scores(rows, "success", last_evals))),

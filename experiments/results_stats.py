@@ -1,4 +1,4 @@
-"""Recompute the statistics docs/results.md shows from the CSVs in docs/results/, with depthrl.aggregate
+"""Recompute the statistics docs/results.md shows from the CSVs in docs/results/, with depthrl.sweep.stats
 (rliable's IQM = 25% trimmed mean, stratified bootstrap CIs, probability of improvement, performance
 profiles). No training: the seeds' scores are read back from the CSVs.
 
@@ -11,7 +11,7 @@ profiles). No training: the seeds' scores are read back from the CSVs.
   (population): that fixes every seed's score. n ≤ 3: min, median, max; n = 4 or 5: the two unknown middle
   scores a ≤ b follow from their sum (n·mean − the known ones) and their sum of squares (n·(std² + mean²)
   − the known squares). Each reconstruction is checked against all five columns and against the IQM column
-  the sweep wrote (the fractional IQM, `aggregate.fractional_iqm`, before this script rewrote it).
+  the sweep wrote (the fractional IQM, `stats.fractional_iqm`, before this script rewrote it).
 
 Writes docs/results/seed_scores.csv (every seed's score), probability_of_improvement.csv (the comparisons
 docs/results.md makes), depth_scaling_u4_profile.png (performance profiles of § 1's U4-maze run), rewrites
@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import tyro
 
-from depthrl import aggregate, sweep
+from depthrl import sweep
+from depthrl.sweep import stats as aggregate
 
 EXPERIMENTS = Path(__file__).resolve().parent
 STAT_COLUMNS = ("strata", "runs", "mean", "std", "median", "iqm", "iqm_low", "iqm_high", "min", "max")

@@ -36,10 +36,10 @@ BYTES_PER_TRANSITION = (4 + 2) * 4
 
 def build(buffer_mib: int, num_envs: int, depth: int, width: int, batch: int, sgd_steps: int):
     from depthrl.agents.crl import CRLConfig
+    from depthrl.commands.train_crl import Args
     from depthrl.envs.registry import EnvConfig
     from depthrl.training import command
     from depthrl.training.loop import TrainConfig
-    from depthrl.training.train_cli import Args
 
     buffer_size = buffer_mib * 2**20 // BYTES_PER_TRANSITION
     args = Args(env=EnvConfig(env="point-maze-u"),

@@ -174,7 +174,7 @@ def crl_args(depth: int, args: argparse.Namespace):
     import dataclasses
 
     from depthrl import presets
-    from depthrl.training.train_cli import Args
+    from depthrl.commands.train_crl import Args
 
     base = presets.by_name()["humanoid-d4"]
     sgd_steps = SGD_STEPS[depth]
@@ -196,8 +196,7 @@ def child_crl(depth: int, args: argparse.Namespace) -> None:
     import jax
     import numpy as np
 
-    from depthrl import estimate
-    from depthrl.training import command, runner
+    from depthrl.training import command, estimate, runner
 
     run, sgd_steps = crl_args(depth, args)
     command.validate_config(run)

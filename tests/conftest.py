@@ -3,7 +3,7 @@ same tiny programs compile them once), in a temporary folder so every CI run sta
 
 import pytest
 
-from depthrl import compile_cache
+from depthrl.training import compile_cache
 
 
 @pytest.fixture(scope="session", autouse=True)

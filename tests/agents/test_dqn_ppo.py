@@ -16,11 +16,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from depthrl.commands import train_dqn, train_ppo
 from depthrl.envs.episodic import PROBE_ENVS
 from depthrl.envs.registry import EnvConfig
 from depthrl.errors import ConfigError
 from depthrl.training import checkpoint as ckpt
-from depthrl.training import command, runner, train_dqn, train_ppo
+from depthrl.training import command, runner
 
 TINY_NET = dict(depth=4, width=32)
 PROBE_SUPPORT = dict(v_min=-2.0, v_max=2.0, num_bins=21)  # probe values lie in [−1, 1]

@@ -22,9 +22,9 @@ from depthrl.losses import contrastive as cl
 sys.path.insert(0, str(Path(__file__).parents[1] / "losses"))
 from test_contrastive import tf32  # noqa: E402
 
-AGENTS = {"crl": ("depthrl.training.train_cli", "point-maze-u"), "sac": ("depthrl.training.train_sac", "point-maze-u"),
-          "td3": ("depthrl.training.train_td3", "point-maze-u"), "dqn": ("depthrl.training.train_dqn", "cartpole"),
-          "ppo": ("depthrl.training.train_ppo", "cartpole")}
+AGENTS = {"crl": ("depthrl.commands.train_crl", "point-maze-u"), "sac": ("depthrl.commands.train_sac", "point-maze-u"),
+          "td3": ("depthrl.commands.train_td3", "point-maze-u"), "dqn": ("depthrl.commands.train_dqn", "cartpole"),
+          "ppo": ("depthrl.commands.train_ppo", "cartpole")}
 
 
 def _dot_precisions(jaxpr) -> list:

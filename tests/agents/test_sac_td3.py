@@ -255,13 +255,13 @@ def test_default_support_covers_the_returns_of_rewards_in_zero_one():
 
 
 def _sac_args(**agent):
-    from depthrl.training.train_sac import Args
+    from depthrl.commands.train_sac import Args
 
     return Args(env=EnvConfig(env="point-maze", layout=TINY_ROOM), agent=SACConfig(**agent), progress=False)
 
 
 def _td3_args(**agent):
-    from depthrl.training.train_td3 import Args
+    from depthrl.commands.train_td3 import Args
 
     return Args(env=EnvConfig(env="point-maze", layout=TINY_ROOM), agent=TD3Config(**agent), progress=False)
 
@@ -337,7 +337,7 @@ def _maze_args(module, config, run_dir: Path, **train):
 def test_sac_her_learns_a_small_room(tmp_path):
     """SAC + HER (relabelled goals only, MSE critic) reaches and stays at the goal of the 3x4 room in 64k env
     steps (3 seeds of this config: success 1.0 and time at goal 0.63–0.68 from 48k steps on)."""
-    from depthrl.training import train_sac
+    from depthrl.commands import train_sac
 
     config = SACConfig(depth=4, width=64, batch_size=256, critic_loss="mse", tau=0.02, init_alpha=0.1)
     args = _maze_args(train_sac, config, tmp_path / "sac", total_env_steps=64_000, eval_every=32_000)
@@ -352,7 +352,7 @@ def test_sac_her_learns_a_small_room(tmp_path):
 @pytest.mark.parametrize("kind,critic_loss", [("sac", "hl-gauss"), ("td3", "mse")])
 def test_her_learns_a_small_room_slow(tmp_path, kind, critic_loss):
     """The classification critic (slower here: its values start at the middle of [0, 100]) and TD3."""
-    from depthrl.training import train_sac, train_td3
+    from depthrl.commands import train_sac, train_td3
 
     module = train_sac if kind == "sac" else train_td3
     config = (SACConfig(depth=4, width=64, batch_size=256, critic_loss=critic_loss, tau=0.02, init_alpha=0.1)

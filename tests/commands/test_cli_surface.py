@@ -7,6 +7,7 @@ snapshots with `DEPTHRL_UPDATE_SNAPSHOTS=1 pytest tests/commands/test_cli_surfac
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from pathlib import Path
@@ -25,7 +26,8 @@ def _check(name: str, text: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     assert path.exists(), f"no snapshot {path}: run with DEPTHRL_UPDATE_SNAPSHOTS=1 to create it"
-    assert text == path.read_text(), f"{name} differs from its snapshot (DEPTHRL_UPDATE_SNAPSHOTS=1 to accept)"
+    diff = "".join(difflib.unified_diff(path.read_text().splitlines(True), text.splitlines(True), "snapshot", "now"))
+    assert not diff, f"{name} differs from its snapshot (DEPTHRL_UPDATE_SNAPSHOTS=1 to accept):\n{diff}"
 
 
 def _help(argv: list[str], capsys) -> str:

@@ -9,7 +9,7 @@ import sys
 import jax
 
 from depthrl import cli
-from depthrl.tools import doctor
+from depthrl.commands import doctor
 
 
 def test_doctor_passes_on_a_working_install(tmp_path, monkeypatch, capsys):
@@ -119,7 +119,7 @@ def test_doctor_counts_visible_devices(tmp_path):
     """Two forced host devices show as two visible devices (what CUDA_VISIBLE_DEVICES does on a GPU machine)."""
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu",
            "PYTHONPATH": os.pathsep.join(sys.path)}
-    code = ("from depthrl.tools import doctor; d = doctor.devices(); "
+    code = ("from depthrl.commands import doctor; d = doctor.devices(); "
             "print(len(d['devices']), d['env']['XLA_FLAGS'])")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["2", "--xla_force_host_platform_device_count=2"]

@@ -7,11 +7,11 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from depthrl import cli, estimate
+from depthrl import cli
 from depthrl.agents.crl import CRLConfig
+from depthrl.commands.train_crl import Args, main
 from depthrl.errors import ConfigError
-from depthrl.training import command, loop, runner
-from depthrl.training.train_cli import Args, main
+from depthrl.training import command, estimate, loop, runner
 
 # The estimate of one SGD step must lie within this factor of XLA's buffer assignment (measured on CPU over
 # depth 4-32, width 32-256, batch 128-512, both layouts, remat on/off: 0.88-1.43).

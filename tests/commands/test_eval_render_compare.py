@@ -8,8 +8,10 @@ import pytest
 from PIL import Image
 
 from depthrl import cli
+from depthrl.commands import compare as compare_cli
+from depthrl.commands import eval as eval_cli
+from depthrl.commands import render as render_cli
 from depthrl.errors import ConfigError
-from depthrl.tools import compare_cli, eval_cli, render_cli
 from depthrl.training import runner
 
 # One xdist worker runs this module (make test: --dist loadgroup), so the session fixture trained_runs (two
@@ -129,7 +131,7 @@ def test_render_draws_physics_mazes_in_cell_units():
     from depthrl.envs.physics.locomotion import Locomotion
     from depthrl.envs.registry import EnvConfig, make_envs
     from depthrl.envs.wrappers import EpisodeWrapper
-    from depthrl.tools import runs
+    from depthrl.training import runs
 
     point, _ = make_envs(EnvConfig(env="point-maze-u"))
     layout, scale = runs.maze_view(point)

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import tyro
 
-from depthrl import cli, estimate, presets
+from depthrl import cli, presets
+from depthrl.commands import presets as presets_cli
 from depthrl.envs import physics
-from depthrl.tools import presets_cli
-from depthrl.training import command, runner
+from depthrl.training import command, estimate, runner
 
 
 def _parse(entry):

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from depthrl.envs import list_cli
+from depthrl.commands import envs as list_cli
 from depthrl.envs.maze import PointMaze, cell_distances
 from depthrl.envs.registry import ENVS, EnvConfig, batched_envs, list_envs, make_envs
 from depthrl.envs.wrappers import unwrapped

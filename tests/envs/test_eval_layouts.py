@@ -98,7 +98,7 @@ def test_compare_prints_the_paper_number_beside_steps_at_goal(tmp_path, capsys):
     """A run directory of ant-big-maze at depth 64 (written by hand: no training) shows 441, Table 1's number."""
     import json
 
-    from depthrl.tools import compare_cli
+    from depthrl.commands import compare as compare_cli
 
     run = tmp_path / "big64"
     run.mkdir()
@@ -115,7 +115,7 @@ def test_compare_prints_the_paper_number_beside_steps_at_goal(tmp_path, capsys):
 
 
 def test_depthrl_eval_keeps_the_runs_eval_env_unless_given_another():
-    from depthrl.tools import eval_cli
+    from depthrl.commands import eval as eval_cli
 
     run_env = EnvConfig(env="point-maze-u", eval_env="point-maze-u-eval")
     kept = eval_cli.eval_env_config(run_env, eval_cli.Args(run_dir="run"))

@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from depthrl.envs import list_cli, physics
+from depthrl.commands import envs as list_cli
+from depthrl.envs import physics
 from depthrl.envs.maze import parse_layout
 from depthrl.envs.physics import catalog
 from depthrl.envs.physics.assets import wall_boxes

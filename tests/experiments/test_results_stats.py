@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from depthrl import aggregate
+from depthrl.sweep import stats as aggregate
 
 ROOT = Path(__file__).resolve().parents[2]
 

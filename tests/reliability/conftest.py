@@ -3,8 +3,8 @@ import shutil
 import pytest
 from reliability_helpers import tiny_args
 
+from depthrl.commands.train_crl import main
 from depthrl.training import runner
-from depthrl.training.train_cli import main
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,9 @@ from pathlib import Path
 import jax
 
 from depthrl.agents.crl import CRLConfig
+from depthrl.commands.train_crl import Args
 from depthrl.envs.registry import EnvConfig
 from depthrl.training.loop import TrainConfig
-from depthrl.training.train_cli import Args
 
 TINY_ROOM = "######/#R...#/#....#/#...G#/######"
 ENV = dict(env="point-maze", layout=TINY_ROOM, episode_length=50)

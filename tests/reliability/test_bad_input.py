@@ -9,10 +9,10 @@ import pytest
 from reliability_helpers import tiny_args
 
 from depthrl.cli import main as cli_main
+from depthrl.commands.train_crl import main
 from depthrl.errors import ConfigError
 from depthrl.training import runner
 from depthrl.training.command import resolve_resume, validate
-from depthrl.training.train_cli import main
 
 
 def _with(args, section, **kw):
@@ -53,7 +53,7 @@ def test_discount_outside_the_open_unit_interval(tmp_path, gamma):
 
 def test_sac_discount_and_learning_rate_are_checked_too(tmp_path):
     from depthrl.agents.sac import SACConfig
-    from depthrl.training import train_sac
+    from depthrl.commands import train_sac
 
     args = train_sac.Args(env=tiny_args(tmp_path).env, agent=SACConfig(discount=1.0), run_dir=str(tmp_path / "r"))
     assert _error(args).startswith("--discount=1.0 is invalid")
@@ -130,7 +130,7 @@ def test_resume_with_a_conflicting_train_flag(reference, capsys):
 
 
 def test_resume_takes_the_runs_config_and_the_shell_flags_given(reference):
-    from depthrl.training.train_cli import Args
+    from depthrl.commands.train_crl import Args
 
     args, run_dir, _ = reference
     given = Args(resume=str(run_dir), skip_non_finite=True, keep_checkpoints=5, memory_check=False, plots=False,
@@ -149,7 +149,7 @@ def test_resume_and_overwrite_together(reference, tmp_path):
 
 
 def test_resume_of_another_agents_run(reference):
-    from depthrl.training import train_sac
+    from depthrl.commands import train_sac
 
     _, run_dir, _ = reference
     with pytest.raises(ConfigError, match=r"holds a `depthrl train crl` run; resume it with that command"):

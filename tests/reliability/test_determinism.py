@@ -7,8 +7,9 @@ import shutil
 from reliability_helpers import ENV, TRAIN, differences
 
 from depthrl.agents.sac import SACConfig
+from depthrl.commands import train_sac
 from depthrl.envs.registry import EnvConfig
-from depthrl.training import runner, train_sac
+from depthrl.training import runner
 from depthrl.training.loop import TrainConfig
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from depthrl import cli, sweep
+from depthrl.commands import sweep as sweep_cmd
 from depthrl.errors import ConfigError
 
 TINY_ROOM = "######/#R...#/#....#/#...G#/######"
@@ -35,8 +36,8 @@ def test_grid_from_flags_and_spec_file(tmp_path):
     spec_file.write_text(json.dumps({"kind": "crl", "axes": {"net": [{"depth": 4, "width": 32}, {"name": "deep",
                                                                                                  "depth": 8}]},
                                      "fixed": {"env": "point-maze-u", "width": 16}, "num_seeds": 3}))
-    args = sweep.Args(spec=str(spec_file), axis=("batch-size=32,64",), fixed=("total-env-steps=10000",))
-    spec = sweep.spec_from_args(args)
+    args = sweep_cmd.Args(spec=str(spec_file), axis=("batch-size=32,64",), fixed=("total-env-steps=10000",))
+    spec = sweep_cmd.spec_from_args(args)
     assert spec.axes == {"net": ({"depth": 4, "width": 32}, {"name": "deep", "depth": 8}), "batch_size": (32, 64)}
     assert spec.fixed == {"env": "point-maze-u", "width": 16, "total_env_steps": 10000} and spec.num_seeds == 3
     cells = sweep.expand(spec, tmp_path / "out")
@@ -56,7 +57,7 @@ def test_grid_from_flags_and_spec_file(tmp_path):
                                         ("run-dir=x", "--axis"), ("depth", "--axis")])
 def test_bad_cells_fail_before_any_compute(tmp_path, axis, flag):
     with pytest.raises(ConfigError) as err:
-        sweep.expand(sweep.spec_from_args(sweep.Args(axis=(axis,))), tmp_path)
+        sweep.expand(sweep_cmd.spec_from_args(sweep_cmd.Args(axis=(axis,))), tmp_path)
     assert err.value.flag == flag
     assert not (tmp_path / "cells").exists()
 
@@ -251,7 +252,7 @@ if [ -f {run_dir}/config.json ]; then exit 0; fi
 mkdir -p {run_dir} && echo '{{}}' > {run_dir}/config.json && kill -9 $$
 """)
     fake_python.chmod(0o755)
-    monkeypatch.setattr(sweep.sys, "executable", str(fake_python))
+    monkeypatch.setattr(sys, "executable", str(fake_python))
     argv = ["train", "crl", "--depth", "4", "--run-dir", str(run_dir), "--no-progress"]
     executor = sweep.LocalExecutor(jobs=1, max_retries=1)
     result = executor.submit(argv, tmp_path / "log").result()

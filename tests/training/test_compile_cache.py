@@ -7,10 +7,9 @@ import sys
 
 import pytest
 
-from depthrl import compile_cache
+from depthrl.commands.train_crl import Args
 from depthrl.errors import ConfigError
-from depthrl.training import command
-from depthrl.training.train_cli import Args
+from depthrl.training import command, compile_cache
 
 
 def make_entry(folder, key, size, used_ns=None):
@@ -55,7 +54,7 @@ SCRIPT = """
 import json, sys
 import numpy as np
 import jax, jax.numpy as jnp
-from depthrl import compile_cache
+from depthrl.training import compile_cache
 folder = compile_cache.enable(sys.argv[1], min_compile_time_s=0.0, max_mb=float(sys.argv[2]))
 added, seen = [], set()
 for k in range(4):

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from depthrl.agents.crl_pair import CollectorLearner, PairConfig
 from depthrl.envs.registry import EnvConfig, make_envs
 from depthrl.errors import ConfigError
-from depthrl.training.train_crl_pair import CollectorLearner, PairConfig
 
 TINY_ROOM = "######/#R...#/#....#/#...G#/######"
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from depthrl.agents.crl import CRLConfig
+from depthrl.commands.train_crl import Args, main
 from depthrl.envs.registry import EnvConfig
 from depthrl.errors import ConfigError
 from depthrl.training import checkpoint as ckpt
 from depthrl.training import runner
 from depthrl.training.loop import TrainConfig
-from depthrl.training.train_cli import Args, main
 
 TINY_ROOM = "######/#R...#/#....#/#...G#/######"  # same room as conftest.tiny_args
 

@@ -30,7 +30,7 @@ TWO_DEVICES = textwrap.dedent(r'''
     from depthrl.errors import ConfigError
     from depthrl.training import command, runner
     from depthrl.training.loop import TrainConfig, replicate
-    from depthrl.training.train_cli import Args
+    from depthrl.commands.train_crl import Args
 
     assert jax.device_count() == 2, jax.devices()
     out = {}

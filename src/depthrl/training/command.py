@@ -1,6 +1,6 @@
 """The shell shared by every `depthrl train AGENT` command: common flags, validation, resume, build, run.
 
-An agent's command module (e.g. `training/train_cli.py` for CRL) defines
+An agent's command module (e.g. `commands/train_crl.py` for CRL) defines
   Args(RunArgs) with `agent: Annotated[<AgentConfig>, tyro.conf.OmitArgPrefixes]` and `kind` = its name,
   AGENT: the agent class, built as AGENT(config, env_spec),
   PRESETS: name -> Args,
@@ -185,7 +185,7 @@ def run(args: Any) -> int:
     args = resolve_resume(args)
     validate(args)
     if args.compile_cache:
-        from depthrl import compile_cache
+        from depthrl.training import compile_cache
 
         compile_cache.enable(max_mb=args.compile_cache_max_mb)
     trainer = build(args)
@@ -228,7 +228,7 @@ def _train_logged(args: Any, trainer: Trainer, options: runner.RunOptions, plot_
 def _estimate(args: Any, trainer: Trainer):
     """Print the analytic cost estimate (no compile) and return it; None if it cannot be made. The refusal comes
     later, from the compiled programs' exact memory (`runner.train`)."""
-    from depthrl import estimate
+    from depthrl.training import estimate
 
     try:
         est = estimate.estimate(args, trainer)

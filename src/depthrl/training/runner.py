@@ -28,9 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from depthrl import estimate as cost
 from depthrl.errors import ConfigError, DivergenceError
 from depthrl.training import checkpoint as ckpt
+from depthrl.training import estimate as cost
 from depthrl.training.loop import Trainer, TrainState, data_mesh, replicate
 
 CONFIG_FILE = "config.json"

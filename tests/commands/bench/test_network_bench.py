@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from depthrl.benchmarks.network import Args, main, run
+from depthrl.commands.bench.network import Args, main, run
 from depthrl.errors import ConfigError
 
 TINY = dict(depth=8, width=16, batch_size=8, in_dim=5, repeats=2, warmup=1)

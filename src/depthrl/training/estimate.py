@@ -17,7 +17,7 @@ the backward pass of one SGD step:
 
 with c = 7 floats per example per layer for the scan layout and c = 4 unrolled (XLA fuses the unrolled
 norm + activation and keeps fewer intermediates). Both were fitted to the buffer assignment of the compiled
-CRL update on CPU (XLA's `memory_analysis()`: arguments + outputs + temporaries); `tests/test_estimate.py`
+CRL update on CPU (XLA's `memory_analysis()`: arguments + outputs + temporaries); `tests/commands/test_estimate.py`
 checks the estimate against it within a factor of 2. Remat is credited for the scan layout only: on CPU
 XLA keeps the unrolled layout's activations whatever `--remat` says (measured: d16 w64 b256 unrolled,
 17.2 MiB of temporaries with remat vs 18.0 without; scan 2.8 vs 29.0).

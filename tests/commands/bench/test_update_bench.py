@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import tyro
 
-from depthrl.benchmarks import reference
-from depthrl.benchmarks import train as bench_train
-from depthrl.benchmarks import update as bench_update
+from depthrl.commands.bench import reference
+from depthrl.commands.bench import train as bench_train
+from depthrl.commands.bench import update as bench_update
 from depthrl.errors import ConfigError
 
 TINY = dict(depth=4, width=16, batch_size=8, steps_per_call=2, repeats=2, warmup=1)

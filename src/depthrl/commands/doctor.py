@@ -100,7 +100,7 @@ def matmul_precision() -> dict:
 def devices() -> dict:
     import jax
 
-    from depthrl import estimate
+    from depthrl.training import estimate
 
     free, where = estimate.available_memory()
     return {"backend": jax.default_backend(),
@@ -112,7 +112,7 @@ def devices() -> dict:
 def cache_info() -> dict:
     import jax
 
-    from depthrl import compile_cache
+    from depthrl.training import compile_cache
 
     folder = compile_cache.default_dir()
     files = [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
@@ -194,7 +194,7 @@ def _check_env() -> str:
 
 def _check_cache_folder() -> str:
     """The compile cache folder can be created and written."""
-    from depthrl import compile_cache
+    from depthrl.training import compile_cache
 
     folder = compile_cache.default_dir()
     folder.mkdir(parents=True, exist_ok=True)

@@ -13,16 +13,14 @@ Example: depthrl train crl-pair --env point-maze-u --collector-depth 16 --depth 
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any
+from typing import Any
 
 import jax
-import tyro
 from flax import struct
 
 from depthrl.agents.crl import CRL, CRLConfig, CRLState
 from depthrl.envs.base import EnvSpec
 from depthrl.networks.torso import check_depth
-from depthrl.training import command
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,20 +95,3 @@ class CollectorLearner:
 
     def diagnostics(self, state: PairState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
         return self.learner.diagnostics(state.learner, batch)
-
-
-AGENT = CollectorLearner
-
-
-@dataclasses.dataclass(frozen=True)
-class Args(command.RunArgs):
-    """Train a CRL learner only on the data a CRL collector (another depth) gathers (one shared buffer)."""
-
-    agent: Annotated[PairConfig, tyro.conf.OmitArgPrefixes] = PairConfig()
-    kind: tyro.conf.Suppress[str] = "crl-pair"
-    run_dir: str = "runs/crl_pair"
-
-
-validate_args = command.require_goal_env
-
-main = command.run

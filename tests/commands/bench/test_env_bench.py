@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from depthrl.benchmarks import env as bench
+from depthrl.commands.bench import env as bench
 from depthrl.errors import ConfigError
 
 

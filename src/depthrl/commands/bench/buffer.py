@@ -19,8 +19,8 @@ import time
 import jax
 import jax.numpy as jnp
 
-from depthrl.benchmarks.env import _cpu_model
 from depthrl.buffers import trajectory as buf
+from depthrl.commands.bench.env import _cpu_model
 from depthrl.errors import ConfigError, check_positive
 
 

@@ -4,14 +4,14 @@ The step is the agent's own `update(state, batch, key)`, jitted with the agent s
 steps scanned per call (as the training epoch scans them), on random batches of the env's shapes: by default
 the paper's Ant (29 state dims, 2 goal dims, 8 actions). It reports compile time, step time (median and min
 of `--repeats` calls after `--warmup`), SGD steps/s, model GFLOP/s, the matmul peak measured in the same
-process (`benchmarks.network.measure_peak_gflops`: chained [batch, width] × [width, width] matmuls), the
-model-FLOP utilisation `mfu` and the compiled step's memory (`benchmarks.network._peak_memory`).
+process (`commands.bench.network.measure_peak_gflops`: chained [batch, width] × [width, width] matmuls), the
+model-FLOP utilisation `mfu` and the compiled step's memory (`commands.bench.network._peak_memory`).
 
 Model FLOPs count what the algorithm needs, 2 per multiply-add of every Dense, whatever an implementation
 recomputes (remat, a second ψ pass): forward = 1, forward + backward = 3, forward + backward to the input
 only (the actor's pass through the critic) = 2 — see MODEL_PASSES — plus the InfoNCE logits matrix.
 
-`--reference` (CRL only) builds the paper code's structure of the same step (`benchmarks.reference`) and
+`--reference` (CRL only) builds the paper code's structure of the same step (`commands.bench.reference`) and
 times it in the same process, interleaved call by call with depthrl's, so `speedup_vs_reference` is a
 ratio measured under the same load.
 """
@@ -29,10 +29,10 @@ from typing import Any
 import jax
 import jaxlib
 
-from depthrl.benchmarks.network import _compile_cache_on, _peak_memory, measure_peak_gflops
+from depthrl.commands.bench.network import _compile_cache_on, _peak_memory, measure_peak_gflops
 from depthrl.envs.base import EnvSpec
 from depthrl.errors import ConfigError, check_choice, check_positive
-from depthrl.estimate import find_networks
+from depthrl.training.estimate import find_networks
 
 AGENTS = ("crl", "sac", "td3")
 
@@ -201,7 +201,7 @@ def run(args: Args) -> dict:
     peak_memory_mb, memory_source = _peak_memory(ours.compiled)
     ref = None
     if args.reference:
-        from depthrl.benchmarks.reference import PaperCRL
+        from depthrl.commands.bench.reference import PaperCRL
 
         paper = PaperCRL(state_dim=spec.state_dim, goal_dim=spec.goal_dim, action_dim=spec.action_dim,
                          width=args.width, depth=args.depth, repr_dim=config.repr_dim)

@@ -159,3 +159,12 @@ def summary(strata: Mapping[str, Sequence[float]], num_resamples: int = 2000, se
     return {"runs": int(pooled.size), "mean": float(pooled.mean()), "std": float(pooled.std()),
             "median": float(np.median(pooled)), "iqm": est.value, "iqm_low": est.low, "iqm_high": est.high,
             "min": float(pooled.min()), "max": float(pooled.max())}
+
+
+def group_scores(records: list[dict], group_by: Sequence[str], strata_by: Sequence[str]) -> dict[tuple, dict]:
+    """{values of `group_by`: {values of `strata_by` (the task): [scores of its runs]}}, in the records' order."""
+    groups: dict[tuple, dict[tuple, list[float]]] = {}
+    for r in records:
+        key = tuple(r[g] for g in group_by)
+        groups.setdefault(key, {}).setdefault(tuple(r[s] for s in strata_by), []).append(r["score"])
+    return groups

@@ -82,8 +82,7 @@ def evaluate(args: Args) -> dict:
     import numpy as np
 
     from depthrl.envs.registry import make_envs
-    from depthrl.tools import runs
-    from depthrl.training import runner
+    from depthrl.training import runner, runs
 
     args.validate()
     run_args = runs.run_args(Path(args.run_dir))

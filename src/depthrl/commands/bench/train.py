@@ -10,7 +10,7 @@ interleaved with it, so the split is measured under the same load:
 * `update`: `sgd_steps_per_collect` agent updates scanned over pre-sampled batches.
 
 `--reference` also times the paper code's per-epoch sampling on the same buffer
-(`benchmarks.reference.sample_epoch_batches`: a [T, T] probability matrix per env, O(num_envs · T²)).
+(`commands.bench.reference.sample_epoch_batches`: a [T, T] probability matrix per env, O(num_envs · T²)).
 `--compare-processes` measures the throughput of `--num-seeds K` vmapped in this process against K separate
 single-seed processes run at the same time (a barrier starts their timing together).
 """
@@ -31,8 +31,8 @@ from typing import Any
 import jax
 import jaxlib
 
-from depthrl.benchmarks.network import _compile_cache_on
-from depthrl.benchmarks.update import bench_agent_config
+from depthrl.commands.bench.network import _compile_cache_on
+from depthrl.commands.bench.update import bench_agent_config
 from depthrl.errors import ConfigError, check_choice, check_positive
 
 AGENTS = ("crl", "sac", "td3")
@@ -123,7 +123,7 @@ def _compile(fn, *args, donate: tuple[int, ...] = ()) -> tuple[Any, float]:
 
 def run(args: Args) -> dict:
     """Measure and return the result record (no printing)."""
-    from depthrl.benchmarks.network import _peak_memory
+    from depthrl.commands.bench.network import _peak_memory
     from depthrl.training import command, runner
 
     args.validate()
@@ -173,7 +173,7 @@ def run(args: Args) -> dict:
     parts: dict[str, list[float]] = {"epoch": [], "collect": [], "sample": [], "update": []}
     reference_fn = None
     if args.reference:
-        from depthrl.benchmarks.reference import sample_epoch_batches
+        from depthrl.commands.bench.reference import sample_epoch_batches
 
         def reference_sample(ts, key):
             return sample_epoch_batches(key, ts.buffer.data, ts.buffer.total_rows, spec.episode_length,
@@ -186,7 +186,7 @@ def run(args: Args) -> dict:
         reference_fn, _ = _compile(jax.vmap(reference_sample), state, sample_key)
         parts["reference_sample"] = []
         if args.agent == "crl":  # the paper's SGD steps on its batches, for an epoch-level comparison
-            from depthrl.benchmarks.reference import PaperCRL
+            from depthrl.commands.bench.reference import PaperCRL
 
             paper = PaperCRL(state_dim=spec.state_dim, goal_dim=spec.goal_dim, action_dim=spec.action_dim,
                              width=args.width, depth=args.depth, repr_dim=agent.config.repr_dim,

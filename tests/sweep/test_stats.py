@@ -1,11 +1,11 @@
-"""rliable's statistics (depthrl.aggregate) against hand-computed values, scipy (trim_mean, Mann-Whitney U)
+"""rliable's statistics (depthrl.sweep.stats) against hand-computed values, scipy (trim_mean, Mann-Whitney U)
 and synthetic data with a known answer."""
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from depthrl import aggregate
+from depthrl.sweep import stats as aggregate
 
 
 def test_iqm_is_the_25_percent_trimmed_mean_by_hand():

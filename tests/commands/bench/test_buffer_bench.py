@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from depthrl.benchmarks import buffer as bench_buffer
+from depthrl.commands.bench import buffer as bench_buffer
 from depthrl.errors import ConfigError
 
 

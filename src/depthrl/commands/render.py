@@ -53,12 +53,12 @@ def rollout(args: Args):
     import jax
     import numpy as np
 
+    from depthrl.commands import eval as eval_cmd
     from depthrl.envs.registry import make_envs
-    from depthrl.tools import eval_cli, runs
-    from depthrl.training import runner
+    from depthrl.training import runner, runs
 
     run_args = runs.run_args(Path(args.run_dir))
-    env_config = eval_cli.eval_env_config(run_args.env, eval_cli.Args(run_dir=args.run_dir, stitching=args.stitching))
+    env_config = eval_cmd.eval_env_config(run_args.env, eval_cmd.Args(run_dir=args.run_dir, stitching=args.stitching))
     _, eval_env = make_envs(env_config)
     view = runs.maze_view(eval_env)
     if view is None:

@@ -12,11 +12,11 @@ import dataclasses
 import json
 
 from depthrl import presets
-from depthrl.training import train_cli
+from depthrl.commands import train_crl
 
 
 @dataclasses.dataclass(frozen=True)
-class Args(train_cli.Args):
+class Args(train_crl.Args):
     """The flags of `depthrl train crl`; prints the estimate instead of training."""
 
     json: bool = False
@@ -31,8 +31,7 @@ PRESETS: dict[str, Args] = presets.args_for("crl", Args)
 
 
 def main(args: Args) -> int:
-    from depthrl import estimate
-    from depthrl.training import command
+    from depthrl.training import command, estimate
 
     args = command.resolve_resume(args)
     command.validate_config(args)  # not the run directory: nothing is written

@@ -1,1 +1,0 @@
-"""Commands around training: presets, estimate, eval, render, compare, doctor."""
