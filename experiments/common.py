@@ -16,7 +16,7 @@ from typing import Any
 
 from depthrl import sweep
 from depthrl.errors import ConfigError
-from depthrl.presets import _PAPER_TRAIN  # the paper code's training recipe, defined once in presets.py
+from depthrl.training.presets import _PAPER_TRAIN  # the paper code's training recipe, defined once in presets.py
 
 SCALES = ("cpu", "paper")
 

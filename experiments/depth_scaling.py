@@ -21,12 +21,14 @@ import tyro
 
 from depthrl import sweep
 from depthrl.agents.crl import CRLConfig
-from depthrl.commands.train_crl import Args
 from depthrl.envs.registry import EnvConfig
 from depthrl.errors import ConfigError
 from depthrl.sweep import stats as sweep_stats
 from depthrl.training import command, runner
 from depthrl.training.loop import TrainConfig
+from depthrl.training.registry import AGENTS
+
+Args = AGENTS["crl"].args  # the flags of `depthrl train crl`
 
 
 @dataclasses.dataclass(frozen=True)

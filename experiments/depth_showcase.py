@@ -30,7 +30,7 @@ import tyro
 from common import Options, run
 from depthrl import sweep
 from depthrl.errors import ConfigError
-from depthrl.presets import SHOWCASE_ENV, SHOWCASE_TRAIN
+from depthrl.training.presets import SHOWCASE_ENV, SHOWCASE_TRAIN
 from representations import critic_fn, heatmap_image, plot_side_by_side, wall_scores
 
 _TRAIN_FIELDS = ("num_envs", "unroll_length", "sgd_steps_per_collect", "eval_every", "num_eval_envs")

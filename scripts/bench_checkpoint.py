@@ -36,7 +36,8 @@ BYTES_PER_TRANSITION = (4 + 2) * 4
 
 def build(buffer_mib: int, num_envs: int, depth: int, width: int, batch: int, sgd_steps: int):
     from depthrl.agents.crl import CRLConfig
-    from depthrl.commands.train_crl import Args
+    from depthrl.training.registry import AGENTS
+    Args = AGENTS["crl"].args
     from depthrl.envs.registry import EnvConfig
     from depthrl.training import command
     from depthrl.training.loop import TrainConfig

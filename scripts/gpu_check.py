@@ -173,8 +173,9 @@ def crl_args(depth: int, args: argparse.Namespace):
     """The paper recipe of the `humanoid-d4` preset at DEPTH (at --tiny: CPU sizes), on --crl-env."""
     import dataclasses
 
-    from depthrl import presets
-    from depthrl.commands.train_crl import Args
+    from depthrl.training import presets
+    from depthrl.training.registry import AGENTS
+    Args = AGENTS["crl"].args
 
     base = presets.by_name()["humanoid-d4"]
     sgd_steps = SGD_STEPS[depth]

@@ -1,8 +1,9 @@
 """The `depthrl` command line: `depthrl GROUP [SUBCOMMAND] [FLAGS]`.
 
-Each command is a module that exposes `Args` (a frozen dataclass whose fields are the flags, each with
-a one-line docstring that `--help` shows) and `main(args) -> int`. Modules are imported lazily so that
-`depthrl --help` is instant and a command pulls in only what it needs.
+Each command is a module of `depthrl.commands` that exposes `Args` (a frozen dataclass whose fields are the
+flags, each with a one-line docstring that `--help` shows) and `main(args) -> int`; `depthrl train AGENT`
+takes its Args, help text and presets from the agent's registry entry (`depthrl.training.registry`).
+Modules are imported lazily so that `depthrl --help` is instant and a command pulls in only what it needs.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import sys
 
 # (group, subcommand or None) -> (module, one-line description)
 COMMANDS: dict[tuple[str, str | None], tuple[str, str]] = {
-    ("train", "crl"): ("depthrl.commands.train_crl", "Train contrastive RL (goal-conditioned, reward-free)."),
-    ("train", "sac"): ("depthrl.commands.train_sac", "Train SAC + HER (MSE or classification critic)."),
-    ("train", "td3"): ("depthrl.commands.train_td3", "Train TD3 + HER (MSE or classification critic)."),
-    ("train", "dqn"): ("depthrl.commands.train_dqn", "Train DQN, discrete actions (MSE or classification critic)."),
-    ("train", "ppo"): ("depthrl.commands.train_ppo", "Train PPO, discrete actions (MSE or classification value)."),
-    ("train", "crl-pair"): ("depthrl.commands.train_crl_pair", "Train a CRL learner on a CRL collector's data."),
+    ("train", "crl"): ("depthrl.commands.train", "Train contrastive RL (goal-conditioned, reward-free)."),
+    ("train", "sac"): ("depthrl.commands.train", "Train SAC + HER (MSE or classification critic)."),
+    ("train", "td3"): ("depthrl.commands.train", "Train TD3 + HER (MSE or classification critic)."),
+    ("train", "dqn"): ("depthrl.commands.train", "Train DQN, discrete actions (MSE or classification critic)."),
+    ("train", "ppo"): ("depthrl.commands.train", "Train PPO, discrete actions (MSE or classification value)."),
+    ("train", "crl-pair"): ("depthrl.commands.train", "Train a CRL learner on a CRL collector's data."),
     ("bench", "network"): ("depthrl.commands.bench.network", "Benchmark one residual network SGD step."),
     ("bench", "env"): ("depthrl.commands.bench.env", "Benchmark env steps/s of the jitted vmapped step."),
     ("bench", "update"): ("depthrl.commands.bench.update", "Benchmark one agent SGD step (vs the paper's structure)."),
@@ -53,6 +54,8 @@ def _resolve(argv: list[str]) -> tuple[tuple[str, str | None], list[str]] | None
     group = argv[0]
     if len(argv) > 1 and (group, argv[1]) in COMMANDS:
         return (group, argv[1]), argv[2:]
+    if group == "train" and len(argv) > 1 and not argv[1].startswith("-"):
+        return ("train", argv[1]), argv[2:]  # an agent registered by the user's code, or an error naming the known
     if (group, None) in COMMANDS:
         return (group, None), argv[1:]
     return None
@@ -71,16 +74,16 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
-    if argv[0] == "train" and len(argv) > 1 and ("train", argv[1]) not in COMMANDS and _preset_name(argv[1:]):
-        # `depthrl train --preset NAME`: the agent is the preset's (depthrl/presets.py)
-        from depthrl.presets import by_name
+    if argv[0] == "train" and len(argv) > 1 and argv[1].startswith("-") and _preset_name(argv[1:]):
+        # `depthrl train --preset NAME`: the agent is the preset's
+        from depthrl.training import registry
 
-        preset = by_name().get(_preset_name(argv[1:]))
-        if preset is None:
+        found = registry.find_preset(_preset_name(argv[1:]))
+        if found is None:
             print(f"depthrl train: unknown --preset {_preset_name(argv[1:])!r}; `depthrl presets` lists them",
                   file=sys.stderr)
             return 2
-        argv = ["train", preset.kind, *argv[1:]]
+        argv = ["train", found[0].name, *argv[1:]]
     resolved = _resolve(argv)
     if resolved is None:
         subs = sorted(s for (g, s) in COMMANDS if g == argv[0] and s)
@@ -90,10 +93,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"depthrl: unknown command {argv[0]!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     (group, sub), rest = resolved
-    module = importlib.import_module(COMMANDS[(group, sub)][0])
     prog = f"depthrl {group}" + (f" {sub}" if sub else "")
+    if group == "train":
+        from depthrl.commands import train
+
+        try:
+            entry = train.entry(sub)
+        except ConfigError as err:
+            print(f"depthrl train: error: {err}", file=sys.stderr)
+            return 2
+        args_cls, description, main_fn, presets = entry.args, entry.description, train.main, entry.preset_args()
+    else:
+        module = importlib.import_module(COMMANDS[(group, sub)][0])
+        args_cls, description, main_fn = module.Args, module.__doc__, module.main
+        presets = getattr(module, "PRESETS", None)  # commands that take a train command's --preset
     default = None
-    presets = getattr(module, "PRESETS", None)
     name = _preset_name(rest)
     if presets is not None and name is not None:
         if name not in presets:
@@ -103,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
 
         default = dataclasses.replace(presets[name], preset=name)
     try:
-        args = tyro.cli(module.Args, args=rest, prog=prog, description=module.__doc__, default=default)
-        return int(module.main(args) or 0)
+        args = tyro.cli(args_cls, args=rest, prog=prog, description=description, default=default)
+        return int(main_fn(args) or 0)
     except ConfigError as err:  # invalid values fail before any compute, naming the flag
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2

@@ -16,12 +16,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from depthrl.commands import train_dqn, train_ppo
 from depthrl.envs.episodic import PROBE_ENVS
 from depthrl.envs.registry import EnvConfig
 from depthrl.errors import ConfigError
 from depthrl.training import checkpoint as ckpt
 from depthrl.training import command, runner
+from depthrl.training.registry import AGENTS
+
+DQN_ENTRY, PPO_ENTRY = AGENTS["dqn"], AGENTS["ppo"]
 
 TINY_NET = dict(depth=4, width=32)
 PROBE_SUPPORT = dict(v_min=-2.0, v_max=2.0, num_bins=21)  # probe values lie in [−1, 1]
@@ -42,7 +44,7 @@ def _probe_agent(base, critic_loss):
 
 
 def _args(module, env="cartpole", agent=None, train=None):
-    args = module.Args()
+    args = module.args()
     return dataclasses.replace(args, env=EnvConfig(env=env),
                                agent=dataclasses.replace(args.agent, **(agent or {})),
                                train=dataclasses.replace(args.train, **(train or {})))
@@ -52,7 +54,7 @@ def _train(args, seed=0):
     """Train and evaluate in one jitted program: (final state, last epoch's metrics, eval metrics [E])."""
     for section in (args.env, args.agent, args.train):
         section.validate()
-    command.command_module(args.kind).validate_args(args)
+    AGENTS[args.kind].validate(args)
     trainer = command.build(args)
 
     def run(key):
@@ -103,7 +105,7 @@ def _check_known_v(name, agent, params, critic_loss):
 
 
 def _check_dqn_probe(name, critic_loss):
-    args = _args(train_dqn, name, _probe_agent(DQN_PROBE_AGENT, critic_loss), DQN_PROBE_TRAIN)
+    args = _args(DQN_ENTRY, name, _probe_agent(DQN_PROBE_AGENT, critic_loss), DQN_PROBE_TRAIN)
     trainer, ts, metrics, evaluation = _train(args)
     _check_known_q(name, trainer.agent, ts.agent.params, critic_loss)
     assert float(metrics["critic/out_of_support"]) == 0.0
@@ -111,7 +113,7 @@ def _check_dqn_probe(name, critic_loss):
 
 
 def _check_ppo_probe(name, critic_loss):
-    args = _args(train_ppo, name, _probe_agent(PPO_PROBE_AGENT, critic_loss), PPO_PROBE_TRAIN)
+    args = _args(PPO_ENTRY, name, _probe_agent(PPO_PROBE_AGENT, critic_loss), PPO_PROBE_TRAIN)
     trainer, ts, metrics, evaluation = _train(args)
     _check_known_v(name, trainer.agent, ts.agent.params, critic_loss)
     if name in ("probe-two-step", "probe-obs-dependent"):  # values that vary: the critic must explain them
@@ -162,12 +164,12 @@ def _quiet(args, run_dir):
 def test_train_command_learns_a_probe_writes_the_run_and_resumes(kind, tmp_path):
     """`depthrl train dqn|ppo` on the two-step probe: the shared runner writes metrics and checkpoints, the
     restored critic has the known values, and a run resumed after a kill ends exactly as the uninterrupted one."""
-    module, (name, critic_loss) = {"dqn": train_dqn, "ppo": train_ppo}[kind], COMMAND_PROBES[kind]
+    module, (name, critic_loss) = {"dqn": DQN_ENTRY, "ppo": PPO_ENTRY}[kind], COMMAND_PROBES[kind]
     agent, train = (DQN_PROBE_AGENT, DQN_PROBE_TRAIN) if kind == "dqn" else (PPO_PROBE_AGENT, PPO_PROBE_TRAIN)
     eval_every = train["total_env_steps"] // 2
     args = _quiet(_args(module, name, _probe_agent(agent, critic_loss), dict(train, eval_every=eval_every)),
                   tmp_path / "run")
-    assert module.main(args) == 0
+    assert command.run(args) == 0
     run = Path(args.run_dir)
     rows = runner.read_metrics(run)
     epochs = [r["epoch"] for r in rows]
@@ -186,7 +188,7 @@ def test_train_command_learns_a_probe_writes_the_run_and_resumes(kind, tmp_path)
     killed = tmp_path / "killed"  # a kill after the first evaluation: its last checkpoint is gone
     shutil.copytree(run, killed)
     shutil.rmtree(ckpt.list_checkpoints(killed / "checkpoints")[-1])
-    assert module.main(dataclasses.replace(args, run_dir="ignored", resume=str(killed))) == 0
+    assert command.run(dataclasses.replace(args, run_dir="ignored", resume=str(killed))) == 0
     resumed = runner.read_metrics(killed)
     assert [r["epoch"] for r in resumed] == epochs
     for key in ("eval/return", "critic/loss", "train/return"):
@@ -196,7 +198,7 @@ def test_train_command_learns_a_probe_writes_the_run_and_resumes(kind, tmp_path)
 def test_ppo_learns_cartpole():
     """PPO (depth 4, width 64, HL-Gauss value; the command's defaults): mean greedy return >= 150 of 500 after
     24k env steps (seeds 0-3 reach 475, 466, 500, 497)."""
-    args = _args(train_ppo, "cartpole", train=dict(total_env_steps=24_576))
+    args = _args(PPO_ENTRY, "cartpole", train=dict(total_env_steps=24_576))
     _, _, _, evaluation = _train(args)
     assert float(np.mean(evaluation["return"])) >= 150, evaluation["return"]
 
@@ -206,46 +208,46 @@ def test_dqn_learns_cartpole(tmp_path):
     """DQN (depth 4, width 64, HL-Gauss critic; the command's defaults) through `depthrl train dqn`: greedy
     return >= 150 of 500 after 40k env steps (seeds 0, 1, 2 end at 203, 174, 174; DQN oscillates on CartPole,
     seed 0 is at 500 after 31k steps). Slow: ~25 s of CPU; the fast probe tests cover the same code."""
-    args = _quiet(_args(train_dqn, "cartpole", train=dict(total_env_steps=40_000, eval_every=20_000)),
+    args = _quiet(_args(DQN_ENTRY, "cartpole", train=dict(total_env_steps=40_000, eval_every=20_000)),
                   tmp_path / "dqn")
-    assert train_dqn.main(args) == 0
+    assert command.run(args) == 0
     rows = runner.read_metrics(tmp_path / "dqn")
     assert rows[-1]["eval/return"] >= 150, [r["eval/return"] for r in rows]
 
 
 @pytest.mark.parametrize(
-    "module, kwargs, flag",
+    "entry, kwargs, flag",
     [
-        (train_dqn, dict(agent=dict(critic_loss="l2")), "--critic-loss"),
-        (train_dqn, dict(agent=dict(depth=6)), "--depth"),
-        (train_dqn, dict(agent=dict(critic_loss="mse", num_bins=51)), "--num-bins"),
-        (train_dqn, dict(agent=dict(critic_loss="two-hot", sigma_ratio=0.5)), "--sigma-ratio"),
-        (train_dqn, dict(agent=dict(v_min=10.0, v_max=0.0)), "--v-max"),
-        (train_dqn, dict(agent=dict(num_bins=1)), "--num-bins"),
-        (train_dqn, dict(agent=dict(value_transform="log")), "--value-transform"),
-        (train_dqn, dict(agent=dict(epsilon_start=1.5)), "--epsilon-start"),
-        (train_dqn, dict(agent=dict(epsilon_start=0.1, epsilon_end=0.2)), "--epsilon-end"),
-        (train_dqn, dict(agent=dict(epsilon_decay_steps=0)), "--epsilon-decay-steps"),
-        (train_dqn, dict(agent=dict(target_update_period=0)), "--target-update-period"),
-        (train_dqn, dict(agent=dict(discount=1.0)), "--discount"),
-        (train_dqn, dict(agent=dict(lr=0.0)), "--lr"),
-        (train_dqn, dict(env="point-maze-u"), "--env"),
-        (train_ppo, dict(agent=dict(critic_loss="c51")), "--critic-loss"),
-        (train_ppo, dict(agent=dict(actor_depth=5)), "--actor-depth"),
-        (train_ppo, dict(agent=dict(critic_depth=0)), "--critic-depth"),
-        (train_ppo, dict(agent=dict(gae_lambda=1.5)), "--gae-lambda"),
-        (train_ppo, dict(agent=dict(clip_eps=0.0)), "--clip-eps"),
-        (train_ppo, dict(agent=dict(entropy_coef=-0.1)), "--entropy-coef"),
-        (train_ppo, dict(agent=dict(value_coef=-1.0)), "--value-coef"),
-        (train_ppo, dict(agent=dict(max_grad_norm=0.0)), "--max-grad-norm"),
-        (train_ppo, dict(agent=dict(batch_size=4096)), "--batch-size"),
-        (train_ppo, dict(train=dict(buffer_size=2_000_000)), "--buffer-size"),
-        (train_ppo, dict(train=dict(prefill_steps=100)), "--prefill-steps"),
-        (train_ppo, dict(env="point-maze-u"), "--env"),
+        (DQN_ENTRY, dict(agent=dict(critic_loss="l2")), "--critic-loss"),
+        (DQN_ENTRY, dict(agent=dict(depth=6)), "--depth"),
+        (DQN_ENTRY, dict(agent=dict(critic_loss="mse", num_bins=51)), "--num-bins"),
+        (DQN_ENTRY, dict(agent=dict(critic_loss="two-hot", sigma_ratio=0.5)), "--sigma-ratio"),
+        (DQN_ENTRY, dict(agent=dict(v_min=10.0, v_max=0.0)), "--v-max"),
+        (DQN_ENTRY, dict(agent=dict(num_bins=1)), "--num-bins"),
+        (DQN_ENTRY, dict(agent=dict(value_transform="log")), "--value-transform"),
+        (DQN_ENTRY, dict(agent=dict(epsilon_start=1.5)), "--epsilon-start"),
+        (DQN_ENTRY, dict(agent=dict(epsilon_start=0.1, epsilon_end=0.2)), "--epsilon-end"),
+        (DQN_ENTRY, dict(agent=dict(epsilon_decay_steps=0)), "--epsilon-decay-steps"),
+        (DQN_ENTRY, dict(agent=dict(target_update_period=0)), "--target-update-period"),
+        (DQN_ENTRY, dict(agent=dict(discount=1.0)), "--discount"),
+        (DQN_ENTRY, dict(agent=dict(lr=0.0)), "--lr"),
+        (DQN_ENTRY, dict(env="point-maze-u"), "--env"),
+        (PPO_ENTRY, dict(agent=dict(critic_loss="c51")), "--critic-loss"),
+        (PPO_ENTRY, dict(agent=dict(actor_depth=5)), "--actor-depth"),
+        (PPO_ENTRY, dict(agent=dict(critic_depth=0)), "--critic-depth"),
+        (PPO_ENTRY, dict(agent=dict(gae_lambda=1.5)), "--gae-lambda"),
+        (PPO_ENTRY, dict(agent=dict(clip_eps=0.0)), "--clip-eps"),
+        (PPO_ENTRY, dict(agent=dict(entropy_coef=-0.1)), "--entropy-coef"),
+        (PPO_ENTRY, dict(agent=dict(value_coef=-1.0)), "--value-coef"),
+        (PPO_ENTRY, dict(agent=dict(max_grad_norm=0.0)), "--max-grad-norm"),
+        (PPO_ENTRY, dict(agent=dict(batch_size=4096)), "--batch-size"),
+        (PPO_ENTRY, dict(train=dict(buffer_size=2_000_000)), "--buffer-size"),
+        (PPO_ENTRY, dict(train=dict(prefill_steps=100)), "--prefill-steps"),
+        (PPO_ENTRY, dict(env="point-maze-u"), "--env"),
     ],
 )
-def test_config_errors_name_the_flag(module, kwargs, flag, tmp_path):
-    args = dataclasses.replace(_args(module, **kwargs), run_dir=str(tmp_path / "run"))
+def test_config_errors_name_the_flag(entry, kwargs, flag, tmp_path):
+    args = dataclasses.replace(_args(entry, **kwargs), run_dir=str(tmp_path / "run"))
     with pytest.raises(ConfigError) as err:
         command.validate(args)
     assert err.value.flag == flag, str(err.value)
@@ -254,16 +256,16 @@ def test_config_errors_name_the_flag(module, kwargs, flag, tmp_path):
 
 @pytest.mark.parametrize("kind", ["crl", "crl-pair", "sac", "td3"])
 def test_goal_agents_reject_reward_envs(kind, tmp_path):
-    module = command.command_module(kind)
-    args = dataclasses.replace(module.Args(), env=EnvConfig(env="cartpole"), run_dir=str(tmp_path / "run"))
+    module = AGENTS[kind]
+    args = dataclasses.replace(module.args(), env=EnvConfig(env="cartpole"), run_dir=str(tmp_path / "run"))
     with pytest.raises(ConfigError, match="goal-conditioned") as err:
         command.validate(args)
     assert err.value.flag == "--env"
 
 
 def test_defaults_and_presets_are_valid(tmp_path):
-    for module in (train_dqn, train_ppo):
-        for args in (module.Args(), *module.PRESETS.values()):
+    for module in (DQN_ENTRY, PPO_ENTRY):
+        for args in (module.args(), *module.preset_args().values()):
             command.validate(dataclasses.replace(args, run_dir=str(tmp_path / "unused")))
 
 

@@ -5,7 +5,6 @@ agree and stay accurate under a TF32 matmul (emulated on the CPU) when the repre
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import sys
 from pathlib import Path
 
@@ -18,13 +17,12 @@ from depthrl.agents.crl import CRL, CRLConfig
 from depthrl.cli import main as cli_main
 from depthrl.envs.registry import EnvConfig, make_envs
 from depthrl.losses import contrastive as cl
+from depthrl.training.registry import AGENTS
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "losses"))
 from test_contrastive import tf32  # noqa: E402
 
-AGENTS = {"crl": ("depthrl.commands.train_crl", "point-maze-u"), "sac": ("depthrl.commands.train_sac", "point-maze-u"),
-          "td3": ("depthrl.commands.train_td3", "point-maze-u"), "dqn": ("depthrl.commands.train_dqn", "cartpole"),
-          "ppo": ("depthrl.commands.train_ppo", "cartpole")}
+ENVS = {"crl": "point-maze-u", "sac": "point-maze-u", "td3": "point-maze-u", "dqn": "cartpole", "ppo": "cartpole"}
 
 
 def _dot_precisions(jaxpr) -> list:
@@ -41,16 +39,15 @@ def _dot_precisions(jaxpr) -> list:
     return out
 
 
-@pytest.mark.parametrize("kind", sorted(AGENTS))
+@pytest.mark.parametrize("kind", sorted(ENVS))
 def test_every_dense_of_every_agent_gets_the_precision(kind):
-    module_name, env = AGENTS[kind]
-    module = importlib.import_module(module_name)
+    module, env = AGENTS[kind], ENVS[kind]
     spec = make_envs(EnvConfig(env=env))[0].spec
-    base = dataclasses.replace(module.Args().agent, depth=8, width=8, network_layout="scan")
+    base = dataclasses.replace(module.args().agent, depth=8, width=8, network_layout="scan")
     highest = jax.lax.Precision.HIGHEST
     for name, expected in (("highest", (highest, highest)), ("tf32", (jax.lax.Precision.HIGH,) * 2),
                            ("default", None)):
-        agent = module.AGENT(dataclasses.replace(base, matmul_precision=name), spec)
+        agent = module.agent(dataclasses.replace(base, matmul_precision=name), spec)
         # init runs every network forward once: every matmul of every network is in its jaxpr
         precisions = _dot_precisions(jax.make_jaxpr(agent.init)(jax.random.PRNGKey(0)).jaxpr)
         assert len(precisions) >= 3, precisions  # stem, a scanned block, a head at least
@@ -68,7 +65,7 @@ def test_crl_energy_matmul_gets_the_precision():
         assert len(precisions) == 2 * 6 + 1 and all(p == expected for p in precisions)  # 2 × (stem, 4, head), energy
 
 
-@pytest.mark.parametrize("kind", sorted(AGENTS))
+@pytest.mark.parametrize("kind", sorted(ENVS))
 def test_bad_matmul_precision_fails_at_start_naming_the_flag(kind, tmp_path, capsys):
     assert cli_main(["train", kind, "--matmul-precision", "float64", "--run-dir", str(tmp_path / "r")]) == 2
     assert "--matmul-precision" in capsys.readouterr().err

@@ -20,9 +20,10 @@ from depthrl.envs import probes
 from depthrl.envs.base import EnvSpec
 from depthrl.envs.registry import EnvConfig
 from depthrl.errors import ConfigError
-from depthrl.training import runner
+from depthrl.training import command, runner
 from depthrl.training.command import validate
 from depthrl.training.loop import TrainConfig
+from depthrl.training.registry import AGENTS
 
 TINY_ROOM = "######/#R...#/#....#/#...G#/######"  # 3x4 room, start top-left, goal bottom-right
 GAMMA = 0.8  # probes: far enough from 1 that V(s0) = γ of the two-step chain is told apart from 1
@@ -255,13 +256,13 @@ def test_default_support_covers_the_returns_of_rewards_in_zero_one():
 
 
 def _sac_args(**agent):
-    from depthrl.commands.train_sac import Args
+    Args = AGENTS["sac"].args
 
     return Args(env=EnvConfig(env="point-maze", layout=TINY_ROOM), agent=SACConfig(**agent), progress=False)
 
 
 def _td3_args(**agent):
-    from depthrl.commands.train_td3 import Args
+    Args = AGENTS["td3"].args
 
     return Args(env=EnvConfig(env="point-maze", layout=TINY_ROOM), agent=TD3Config(**agent), progress=False)
 
@@ -329,7 +330,7 @@ def _maze_args(module, config, run_dir: Path, **train):
     train_config = dict(num_envs=32, unroll_length=50, sgd_steps_per_collect=16, total_env_steps=160_000,
                         eval_every=40_000, num_eval_envs=128)
     train_config.update(train)
-    return module.Args(env=EnvConfig(env="point-maze", layout=TINY_ROOM, episode_length=50), agent=config,
+    return module.args(env=EnvConfig(env="point-maze", layout=TINY_ROOM, episode_length=50), agent=config,
                        train=TrainConfig(**train_config), run_dir=str(run_dir), progress=False, plots=False,
                        tensorboard=False, compile_cache=False)
 
@@ -337,11 +338,9 @@ def _maze_args(module, config, run_dir: Path, **train):
 def test_sac_her_learns_a_small_room(tmp_path):
     """SAC + HER (relabelled goals only, MSE critic) reaches and stays at the goal of the 3x4 room in 64k env
     steps (3 seeds of this config: success 1.0 and time at goal 0.63–0.68 from 48k steps on)."""
-    from depthrl.commands import train_sac
-
     config = SACConfig(depth=4, width=64, batch_size=256, critic_loss="mse", tau=0.02, init_alpha=0.1)
-    args = _maze_args(train_sac, config, tmp_path / "sac", total_env_steps=64_000, eval_every=32_000)
-    assert train_sac.main(args) == 0
+    args = _maze_args(AGENTS["sac"], config, tmp_path / "sac", total_env_steps=64_000, eval_every=32_000)
+    assert command.run(args) == 0
     rows = runner.read_metrics(tmp_path / "sac")
     assert rows[-1]["eval/success"] >= 0.8 and rows[-1]["eval/time_at_goal"] >= 0.4, rows[-1]
     assert {"critic/out_of_support", "critic/q", "critic/reward", "alpha/value", "diag/critic_effective_rank",
@@ -352,15 +351,14 @@ def test_sac_her_learns_a_small_room(tmp_path):
 @pytest.mark.parametrize("kind,critic_loss", [("sac", "hl-gauss"), ("td3", "mse")])
 def test_her_learns_a_small_room_slow(tmp_path, kind, critic_loss):
     """The classification critic (slower here: its values start at the middle of [0, 100]) and TD3."""
-    from depthrl.commands import train_sac, train_td3
 
-    module = train_sac if kind == "sac" else train_td3
+    module = AGENTS[kind]
     config = (SACConfig(depth=4, width=64, batch_size=256, critic_loss=critic_loss, tau=0.02, init_alpha=0.1)
               if kind == "sac" else
               TD3Config(depth=4, width=64, batch_size=256, critic_loss=critic_loss, tau=0.02, exploration_noise=0.3))
     args = _maze_args(module, config, tmp_path / kind, total_env_steps=160_000, eval_every=32_000,
                       prefill_steps=0 if kind == "sac" else 16_000)
-    assert module.main(args) == 0
+    assert command.run(args) == 0
     rows = runner.read_metrics(tmp_path / kind)
     assert max(r["eval/success"] for r in rows[-2:]) >= 0.8, [r["eval/success"] for r in rows]
 

@@ -3,9 +3,12 @@
 import pytest
 
 from depthrl.agents.crl import CRLConfig
-from depthrl.commands.train_crl import Args, main
 from depthrl.envs.registry import EnvConfig
+from depthrl.training.command import run as main
 from depthrl.training.loop import TrainConfig
+from depthrl.training.registry import AGENTS
+
+Args = AGENTS["crl"].args  # the flags of `depthrl train crl`
 
 # A 3x4 room: start top-left, goal bottom-right (the same room as tests/training).
 TINY_ROOM = "######/#R...#/#....#/#...G#/######"

@@ -9,9 +9,12 @@ import pytest
 
 from depthrl import cli
 from depthrl.agents.crl import CRLConfig
-from depthrl.commands.train_crl import Args, main
 from depthrl.errors import ConfigError
 from depthrl.training import command, estimate, loop, runner
+from depthrl.training.command import run as main
+from depthrl.training.registry import AGENTS
+
+Args = AGENTS["crl"].args  # the flags of `depthrl train crl`
 
 # The estimate of one SGD step must lie within this factor of XLA's buffer assignment (measured on CPU over
 # depth 4-32, width 32-256, batch 128-512, both layouts, remat on/off: 0.88-1.43).

@@ -8,9 +8,9 @@ import jax
 import numpy as np
 import pytest
 
-from depthrl.commands.train_crl import main
 from depthrl.losses import value_dist as vd
 from depthrl.training import runner
+from depthrl.training.command import run as main
 
 
 def test_out_of_support_warning_on_synthetic_targets():

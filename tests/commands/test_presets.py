@@ -13,17 +13,16 @@ from pathlib import Path
 import pytest
 import tyro
 
-from depthrl import cli, presets
+from depthrl import cli
 from depthrl.commands import presets as presets_cli
 from depthrl.envs import physics
-from depthrl.training import command, estimate, runner
+from depthrl.training import command, estimate, presets, registry, runner
 
 
 def _parse(entry):
     """The parse the CLI does for `depthrl train KIND --preset NAME`."""
-    module = command.command_module(entry.kind)
-    default = dataclasses.replace(module.PRESETS[entry.name], preset=entry.name)
-    args = tyro.cli(module.Args, args=["--preset", entry.name], default=default)
+    default = dataclasses.replace(entry.args, preset=entry.name)
+    args = tyro.cli(type(entry.args), args=["--preset", entry.name], default=default)
     assert args == default, entry.name
     return args
 
@@ -142,9 +141,9 @@ def test_every_gpu_preset_scales_down_through_flags_and_keeps_the_rest_of_its_re
     after it (as `depthrl train crl --preset NAME --depth 4 ...`), validated, every other field the preset's."""
     assert set(GPU_ENVS) >= set(presets.TABLE1_ENVS.values())
     for entry in GPU_PRESETS:
-        module = command.command_module(entry.kind)
-        default = dataclasses.replace(module.PRESETS[entry.name], preset=entry.name)
-        args = tyro.cli(module.Args, args=["--preset", entry.name, *SCALE_DOWN_FLAGS], default=default)
+        default = dataclasses.replace(registry.get(entry.kind).preset_args()[entry.name], preset=entry.name)
+        args = tyro.cli(registry.get(entry.kind).args, args=["--preset", entry.name, *SCALE_DOWN_FLAGS],
+                        default=default)
         command.validate_config(args)
         flat = {**dataclasses.asdict(args.env), **dataclasses.asdict(args.agent), **dataclasses.asdict(args.train)}
         assert {k: flat[k] for k in SCALE_DOWN} == SCALE_DOWN, entry.name

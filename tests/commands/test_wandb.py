@@ -11,8 +11,8 @@ import time
 import pytest
 
 from depthrl import cli
-from depthrl.commands.train_crl import main
 from depthrl.training import runner, wandb_log
+from depthrl.training.command import run as main
 
 
 def test_without_the_extra_a_wandb_run_fails_at_start_naming_the_install(tmp_path, monkeypatch, capsys):

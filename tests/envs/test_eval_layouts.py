@@ -81,7 +81,7 @@ def test_invalid_episode_flags_name_the_flag(cfg, flag):
 def test_table1_presets_use_the_reference_protocol():
     """The paper code keeps each training env's first start and goal, terminates fallen robots (the physics
     default) and evaluates ant_big_maze on ant_big_maze_eval (its job.slurm); other tasks on themselves."""
-    from depthrl import presets
+    from depthrl.training import presets
 
     by_name = presets.by_name()
     for env in presets.TABLE1_ENVS.values():

@@ -3,8 +3,8 @@ import shutil
 import pytest
 from reliability_helpers import tiny_args
 
-from depthrl.commands.train_crl import main
 from depthrl.training import runner
+from depthrl.training.command import run as main
 
 
 @pytest.fixture(scope="session")

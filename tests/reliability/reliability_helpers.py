@@ -12,9 +12,11 @@ from pathlib import Path
 import jax
 
 from depthrl.agents.crl import CRLConfig
-from depthrl.commands.train_crl import Args
 from depthrl.envs.registry import EnvConfig
 from depthrl.training.loop import TrainConfig
+from depthrl.training.registry import AGENTS
+
+Args = AGENTS["crl"].args  # the flags of `depthrl train crl`
 
 TINY_ROOM = "######/#R...#/#....#/#...G#/######"
 ENV = dict(env="point-maze", layout=TINY_ROOM, episode_length=50)

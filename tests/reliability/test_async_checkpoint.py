@@ -12,10 +12,10 @@ import pytest
 from reliability_helpers import NUM_EPOCHS, cli_flags, differences, tiny_args
 
 from depthrl.cli import main as cli_main
-from depthrl.commands.train_crl import main
 from depthrl.errors import CheckpointError, ConfigError
 from depthrl.training import checkpoint as ckpt
 from depthrl.training import command, runner, runs
+from depthrl.training.command import run as main
 
 
 def _failing_write(monkeypatch, failing_epoch: int) -> None:

@@ -9,10 +9,10 @@ import pytest
 from reliability_helpers import tiny_args
 
 from depthrl.cli import main as cli_main
-from depthrl.commands.train_crl import main
 from depthrl.errors import ConfigError
 from depthrl.training import runner
 from depthrl.training.command import resolve_resume, validate
+from depthrl.training.command import run as main
 
 
 def _with(args, section, **kw):
@@ -53,9 +53,9 @@ def test_discount_outside_the_open_unit_interval(tmp_path, gamma):
 
 def test_sac_discount_and_learning_rate_are_checked_too(tmp_path):
     from depthrl.agents.sac import SACConfig
-    from depthrl.commands import train_sac
+    from depthrl.training.registry import AGENTS
 
-    args = train_sac.Args(env=tiny_args(tmp_path).env, agent=SACConfig(discount=1.0), run_dir=str(tmp_path / "r"))
+    args = AGENTS["sac"].args(env=tiny_args(tmp_path).env, agent=SACConfig(discount=1.0), run_dir=str(tmp_path / "r"))
     assert _error(args).startswith("--discount=1.0 is invalid")
     assert _error(dataclasses.replace(args, agent=SACConfig(critic_lr=-1.0))).startswith("--critic-lr=-1.0")
 
@@ -130,7 +130,8 @@ def test_resume_with_a_conflicting_train_flag(reference, capsys):
 
 
 def test_resume_takes_the_runs_config_and_the_shell_flags_given(reference):
-    from depthrl.commands.train_crl import Args
+    from depthrl.training.registry import AGENTS
+    Args = AGENTS["crl"].args
 
     args, run_dir, _ = reference
     given = Args(resume=str(run_dir), skip_non_finite=True, keep_checkpoints=5, memory_check=False, plots=False,
@@ -149,11 +150,12 @@ def test_resume_and_overwrite_together(reference, tmp_path):
 
 
 def test_resume_of_another_agents_run(reference):
-    from depthrl.commands import train_sac
+    from depthrl.training import command
+    from depthrl.training.registry import AGENTS
 
     _, run_dir, _ = reference
     with pytest.raises(ConfigError, match=r"holds a `depthrl train crl` run; resume it with that command"):
-        train_sac.main(train_sac.Args(resume=str(run_dir)))
+        command.run(AGENTS["sac"].args(resume=str(run_dir)))
 
 
 @pytest.mark.parametrize("content,what", [

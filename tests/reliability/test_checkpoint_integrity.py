@@ -8,10 +8,13 @@ import pytest
 from reliability_helpers import NUM_EPOCHS, differences
 
 from depthrl.cli import main as cli_main
-from depthrl.commands.train_crl import Args, main
 from depthrl.errors import ConfigError
 from depthrl.training import checkpoint as ckpt
 from depthrl.training import runner
+from depthrl.training.command import run as main
+from depthrl.training.registry import AGENTS
+
+Args = AGENTS["crl"].args  # the flags of `depthrl train crl`
 
 NEWEST, PREVIOUS, OLDEST = (f"epoch_{e:08d}" for e in (NUM_EPOCHS, NUM_EPOCHS - 2, NUM_EPOCHS - 4))
 

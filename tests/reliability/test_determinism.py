@@ -7,14 +7,14 @@ import shutil
 from reliability_helpers import ENV, TRAIN, differences
 
 from depthrl.agents.sac import SACConfig
-from depthrl.commands import train_sac
 from depthrl.envs.registry import EnvConfig
-from depthrl.training import runner
+from depthrl.training import command, runner
 from depthrl.training.loop import TrainConfig
+from depthrl.training.registry import AGENTS
 
 
 def _sac_args(run_dir):
-    return train_sac.Args(env=EnvConfig(**ENV),
+    return AGENTS["sac"].args(env=EnvConfig(**ENV),
                           agent=SACConfig(depth=4, width=16, batch_size=32),
                           train=TrainConfig(**{**TRAIN, "total_env_steps": 1600}), run_dir=str(run_dir),
                           progress=False, plots=False, tensorboard=False, compile_cache=False)
@@ -23,12 +23,12 @@ def _sac_args(run_dir):
 def test_sac_same_seed_same_metrics_and_resume_matches(tmp_path):
     first, again = _sac_args(tmp_path / "a"), _sac_args(tmp_path / "b")
     for args in (first, again):
-        assert train_sac.main(args) == 0
+        assert command.run(args) == 0
     rows = runner.read_metrics(tmp_path / "a")
     assert [r["epoch"] for r in rows] == [2, 4] and rows[-1]["critic/loss"] != rows[0]["critic/loss"]
     assert differences(rows, runner.read_metrics(tmp_path / "b")) == []
 
     # Killed after the epoch-2 checkpoint (the epoch-4 one never written): resume gives the same metrics.
     shutil.rmtree(tmp_path / "b" / "checkpoints" / "epoch_00000004")
-    assert train_sac.main(dataclasses.replace(first, resume=str(tmp_path / "b"))) == 0
+    assert command.run(dataclasses.replace(first, resume=str(tmp_path / "b"))) == 0
     assert differences(rows, runner.read_metrics(tmp_path / "b")) == []

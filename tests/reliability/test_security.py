@@ -10,8 +10,8 @@ from pathlib import Path
 from reliability_helpers import NUM_EPOCHS, differences
 
 import depthrl
-from depthrl.commands.train_crl import main
 from depthrl.training import runner
+from depthrl.training.command import run as main
 
 SRC = Path(depthrl.__file__).parent
 CODE_LOADING_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "marshal", "shelve",

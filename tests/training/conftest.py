@@ -3,9 +3,11 @@ import dataclasses
 import pytest
 
 from depthrl.agents.crl import CRLConfig
-from depthrl.commands.train_crl import Args
 from depthrl.envs.registry import EnvConfig
 from depthrl.training.loop import TrainConfig
+from depthrl.training.registry import AGENTS
+
+Args = AGENTS["crl"].args  # the flags of `depthrl train crl`
 
 # A 3x4 room: start top-left, goal bottom-right (about 3 cells apart).
 TINY_ROOM = "######/#R...#/#....#/#...G#/######"

@@ -7,9 +7,11 @@ import sys
 
 import pytest
 
-from depthrl.commands.train_crl import Args
 from depthrl.errors import ConfigError
 from depthrl.training import command, compile_cache
+from depthrl.training.registry import AGENTS
+
+Args = AGENTS["crl"].args  # the flags of `depthrl train crl`
 
 
 def make_entry(folder, key, size, used_ns=None):

@@ -9,12 +9,15 @@ import numpy as np
 import pytest
 
 from depthrl.agents.crl import CRLConfig
-from depthrl.commands.train_crl import Args, main
 from depthrl.envs.registry import EnvConfig
 from depthrl.errors import ConfigError
 from depthrl.training import checkpoint as ckpt
 from depthrl.training import runner
+from depthrl.training.command import run as main
 from depthrl.training.loop import TrainConfig
+from depthrl.training.registry import AGENTS
+
+Args = AGENTS["crl"].args  # the flags of `depthrl train crl`
 
 TINY_ROOM = "######/#R...#/#....#/#...G#/######"  # same room as conftest.tiny_args
 

@@ -30,7 +30,8 @@ TWO_DEVICES = textwrap.dedent(r'''
     from depthrl.errors import ConfigError
     from depthrl.training import command, runner
     from depthrl.training.loop import TrainConfig, replicate
-    from depthrl.commands.train_crl import Args
+    from depthrl.training.registry import AGENTS
+    Args = AGENTS["crl"].args
 
     assert jax.device_count() == 2, jax.devices()
     out = {}

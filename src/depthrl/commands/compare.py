@@ -72,7 +72,7 @@ class RunSummary:
             out[f"final {name}_std"] = self.final(f"{name}_std")
             out[f"best {name}"] = self.best(name)
         # Table 1 runs: the paper's number (steps at goal of 1000) beside the same count of this run
-        from depthrl.presets import paper_steps_at_goal
+        from depthrl.training.presets import paper_steps_at_goal
 
         one_depth = out["actor_depth"] is None and out["critic_depth"] is None
         out["paper steps_at_goal"] = paper_steps_at_goal(out["env"], out["depth"]) if one_depth else None

@@ -11,12 +11,11 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from depthrl import presets
-from depthrl.commands import train_crl
+from depthrl.training import registry
 
 
 @dataclasses.dataclass(frozen=True)
-class Args(train_crl.Args):
+class Args(registry.get("crl").args):
     """The flags of `depthrl train crl`; prints the estimate instead of training."""
 
     json: bool = False
@@ -27,7 +26,7 @@ class Args(train_crl.Args):
     estimate's ratio to it."""
 
 
-PRESETS: dict[str, Args] = presets.args_for("crl", Args)
+PRESETS: dict[str, Args] = registry.get("crl").preset_args(Args)
 
 
 def main(args: Args) -> int:

@@ -24,7 +24,7 @@ class Args:
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
-    """One preset of one train command, with its description where depthrl/presets.py has one."""
+    """One preset of one agent, with the args `depthrl train AGENT --preset NAME` starts from."""
 
     kind: str
     name: str
@@ -40,26 +40,14 @@ class Entry:
 
 
 def entries() -> list[Entry]:
-    """Every preset of every `depthrl train AGENT` command: those of depthrl/presets.py first, then presets
-    a train module defines itself."""
-    from depthrl import presets
-    from depthrl.cli import COMMANDS
-    from depthrl.training import command
+    """Every preset of every registered agent (`depthrl train AGENT`), the built-in ones in their listing order."""
+    from depthrl.training import presets, registry
 
-    described = {(p.kind, p.name): p for p in presets.all_presets()}
-    out = []
-    for kind in [s for g, s in COMMANDS if g == "train"]:
-        for name, args in getattr(command.command_module(kind), "PRESETS", {}).items():
-            p = described.get((kind, name))
-            if p is not None:
-                out.append(Entry(kind, name, args, p.scale, p.experiment, p.description, p.paper))
-            else:
-                agent = args.agent
-                out.append(Entry(kind, name, args, "cpu", "baseline",
-                                 f"{kind.upper()} on {args.env.env}, depth {agent.depth}, width {agent.width}.",
-                                 "no paper number recorded"))
-    order = {(p.kind, p.name): i for i, p in enumerate(presets.all_presets())}
-    return sorted(out, key=lambda e: (order.get((e.kind, e.name), len(order)), e.kind, e.name))
+    order = {p.name: i for i, p in enumerate(presets.all_presets())}
+    out = [Entry(entry.name, p.name, args, p.scale, p.experiment, p.description, p.paper)
+           for entry in registry.AGENTS.values() for p, args in zip(entry.presets(), entry.preset_args().values(),
+                                                                    strict=True)]
+    return sorted(out, key=lambda e: (order.get(e.name, len(order)), e.kind, e.name))
 
 
 def main(args: Args) -> int:

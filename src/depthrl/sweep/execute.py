@@ -51,12 +51,12 @@ def find_equivalent(cell: Cell, roots: Sequence[Path]) -> Path | None:
 def _stored_learned(run_dir: Path, kind: str | None) -> dict | None:
     """learned_config of a run directory's config.json read through its command's Args, so fields added since
     it was written take their defaults (None if it is unreadable or of another command)."""
-    from depthrl.training import command, runner
+    from depthrl.training import registry, runner
 
     try:
         if json.loads((run_dir / "config.json").read_text()).get("kind") != kind:
             return None
-        args = runner.load_config(run_dir, command.command_module(kind).Args)
+        args = runner.load_config(run_dir, registry.get(kind).args)
     except (OSError, ValueError, TypeError, AttributeError):  # ConfigError is a ValueError
         return None
     return learned_config(dataclasses.asdict(args))

@@ -156,13 +156,13 @@ def parse_train_flags(kind: str, flags: list[str]) -> Any:
 
     import tyro
 
-    from depthrl.training import command
+    from depthrl.training import command, registry
 
-    module = command.command_module(kind)
+    entry = registry.get(kind)
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):
-            args = tyro.cli(module.Args, args=flags, prog=f"depthrl train {kind}")
+            args = tyro.cli(entry.args, args=flags, prog=f"depthrl train {kind}")
     except SystemExit:
         message = " ".join(stderr.getvalue().split())[-400:]
         raise ConfigError("--axis/--fixed", " ".join(flags),

@@ -1,84 +1,22 @@
-"""The shell shared by every `depthrl train AGENT` command: common flags, validation, resume, build, run.
+"""The shell shared by every `depthrl train AGENT` command: validation, resume, build, run.
 
-An agent's command module (e.g. `commands/train_crl.py` for CRL) defines
-  Args(RunArgs) with `agent: Annotated[<AgentConfig>, tyro.conf.OmitArgPrefixes]` and `kind` = its name,
-  AGENT: the agent class, built as AGENT(config, env_spec),
-  PRESETS: name -> Args,
-and `main = command.run`. `load_run` finds the module of a run directory through its config's `kind`.
+What differs between agents is declared once, in the agent's `registry.AgentEntry` (its config, agent, trainer,
+checks, presets); the args of a run (`entry.args`) record the entry's name as `kind`, through which `load_run`
+and `--resume` find the entry of a run directory.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import tyro
-
-from depthrl.envs.episodic import check_goal_env
-from depthrl.envs.registry import EnvConfig, make_envs
+from depthrl.envs.registry import make_envs
 from depthrl.errors import ConfigError
-from depthrl.training import runner
-from depthrl.training.loop import TrainConfig, Trainer
-
-
-@dataclasses.dataclass(frozen=True)
-class RunArgs:
-    """Flags every trainer shares (the agent's own flags come from its config)."""
-
-    env: Annotated[EnvConfig, tyro.conf.OmitArgPrefixes] = EnvConfig()
-    train: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes] = TrainConfig()
-    run_dir: str = "runs/run"
-    """Run directory: config.json, metrics.jsonl, tb/, checkpoints/, plots/."""
-    overwrite: bool = False
-    """Replace --run-dir if it exists (otherwise an existing run directory is an error)."""
-    resume: str | None = None
-    """Continue the run in this directory from its last good checkpoint (flags must match its config)."""
-    preset: str | None = None
-    """Start from a named preset (see `depthrl presets`); flags given after it override it."""
-    keep_checkpoints: int = 3
-    """Checkpoints kept (the newest ones)."""
-    tensorboard: bool = True
-    """Write TensorBoard events to RUN_DIR/tb."""
-    wandb_project: str | None = None
-    """Also log to Weights & Biases, in this project: the metrics TensorBoard gets, the config and the plots
-    (files in RUN_DIR/wandb; WANDB_MODE=offline keeps them local). Needs `pip install -c requirements.lock -e
-    '.[wandb]'`."""
-    wandb_entity: str | None = None
-    """W&B entity (user or team) of --wandb-project (default: W&B's own default)."""
-    wandb_group: str | None = None
-    """W&B group of the run (e.g. one per sweep), with --wandb-project."""
-    wandb_tags: tuple[str, ...] = ()
-    """W&B tags of the run, with --wandb-project."""
-    plots: bool = True
-    """Write plots to RUN_DIR/plots at the end."""
-    progress: bool = True
-    """Show a progress bar."""
-    skip_non_finite: bool = False
-    """On a non-finite loss, gradient or parameter, drop that epoch's update (keep its data) instead of stopping."""
-    compile_cache: bool = True
-    """Keep compiled programs in ~/.cache/depthrl so a rerun with the same shapes does not recompile."""
-    compile_cache_max_mb: float = 1024.0
-    """Size cap of the compile cache in MiB: least recently used programs are deleted to stay under it."""
-    memory_check: bool = True
-    """Refuse a run whose compiled programs need more memory than the device has free (XLA's exact buffer
-    assignment, checked after compiling and before allocating; the environment variable
-    DEPTHRL_MEMORY_LIMIT_BYTES replaces the measured free memory). See docs/cost.md."""
-    checkpoint_buffer: bool = True
-    """Checkpoints include the replay buffer, so a resumed run is bit-exact. --no-checkpoint-buffer makes them
-    smaller (the paper recipe's buffer is ~5 GB); a run resumed from one starts with an empty buffer (not bit-exact)."""
-
-
-def command_module(kind: str):
-    from depthrl.cli import COMMANDS
-
-    if ("train", kind) not in COMMANDS:
-        known = sorted(s for g, s in COMMANDS if g == "train")
-        raise ConfigError("kind", kind, f"unknown agent; known: {', '.join(known)}")
-    return importlib.import_module(COMMANDS[("train", kind)][0])
+from depthrl.training import registry, runner
+from depthrl.training.loop import Trainer
 
 
 def validate(args: Any) -> None:
@@ -93,9 +31,9 @@ def validate_config(args: Any) -> None:
     args.agent.validate()
     args.train.validate()
     _check_num_devices(args)
-    check_args = getattr(command_module(args.kind), "validate_args", None)  # checks across sections
-    if check_args is not None:
-        check_args(args)
+    entry = registry.get(args.kind)
+    if entry.validate is not None:  # checks across sections
+        entry.validate(args)
     if args.keep_checkpoints < 1:
         raise ConfigError("--keep-checkpoints", args.keep_checkpoints, "must be >= 1")
     from depthrl.training import wandb_log
@@ -104,15 +42,9 @@ def validate_config(args: Any) -> None:
     if not args.compile_cache_max_mb > 0:
         raise ConfigError("--compile-cache-max-mb", args.compile_cache_max_mb,
                           "must be > 0 (--no-compile-cache turns the cache off)")
-    presets = getattr(command_module(args.kind), "PRESETS", {})
+    presets = [p.name for p in entry.presets()]
     if args.preset is not None and args.preset not in presets:
         raise ConfigError("--preset", args.preset, f"choose one of {', '.join(presets)}")
-
-
-def require_goal_env(args: Any) -> None:
-    """The `validate_args` of goal-conditioned agents (CRL, SAC/TD3 + HER): they relabel goals, and the reward
-    envs (gymnax, probes) have none."""
-    check_goal_env(args.env.env, args.kind)
 
 
 def _check_num_devices(args: Any) -> None:
@@ -120,7 +52,7 @@ def _check_num_devices(args: Any) -> None:
     num_devices = args.train.num_devices
     if num_devices == 1:
         return
-    if not issubclass(getattr(command_module(args.kind), "TRAINER", Trainer), Trainer):
+    if not issubclass(registry.get(args.kind).trainer, Trainer):
         raise ConfigError("--num-devices", num_devices, f"`depthrl train {args.kind}` runs on one device only")
     batch_size = getattr(args.agent, "batch_size", None)
     if batch_size is not None and batch_size % num_devices:
@@ -136,7 +68,7 @@ def resolve_resume(args: Any) -> Any:
     run_dir = Path(args.resume)
     stored_kind = _stored_kind(run_dir)
     if stored_kind is not None and stored_kind != args.kind:
-        command_module(stored_kind)  # an agent this depthrl does not know: the error lists the known ones
+        registry.get(stored_kind)  # an agent this depthrl does not know: the error lists the known ones
         raise ConfigError("--resume", str(run_dir), f"holds a `depthrl train {stored_kind}` run; resume it with that "
                           f"command, not `depthrl train {args.kind}`")
     saved = runner.load_config(run_dir, type(args))
@@ -171,11 +103,10 @@ def _stored_kind(run_dir: Path) -> str | None:
 
 def build(args: Any) -> Trainer:
     train_env, eval_env = make_envs(args.env)
-    module = command_module(args.kind)
-    agent = module.AGENT(args.agent, train_env.spec)
-    # A command may bring its own loop with Trainer's interface (DQN: transition replay; PPO: on-policy).
-    trainer_cls = getattr(module, "TRAINER", Trainer)
-    return trainer_cls(agent=agent, env=train_env, eval_env=eval_env, config=args.train)
+    entry = registry.get(args.kind)
+    agent = entry.agent(args.agent, train_env.spec)
+    # An agent may bring its own loop with Trainer's interface (DQN: transition replay; PPO: on-policy).
+    return entry.trainer(agent=agent, env=train_env, eval_env=eval_env, config=args.train)
 
 
 def run(args: Any) -> int:
@@ -248,7 +179,7 @@ def load_run(run_dir: Path):
     if not config_path.exists():
         raise ConfigError("RUN_DIR", str(run_dir), f"not a run directory (no {runner.CONFIG_FILE})")
     kind = _stored_kind(Path(run_dir)) or "crl"
-    args = runner.load_config(Path(run_dir), command_module(kind).Args)
+    args = runner.load_config(Path(run_dir), registry.get(kind).args)
     validate_config(args)
     trainer = build(args)
     cfg = trainer.config

@@ -22,7 +22,7 @@ class LoadedRun:
 
 def run_args(run_dir: Path) -> Any:
     """The Args stored in RUN_DIR/config.json (validated), without building anything."""
-    from depthrl.training import command, runner
+    from depthrl.training import command, registry, runner
 
     if not (run_dir / runner.CONFIG_FILE).is_file():
         raise ConfigError("RUN_DIR", str(run_dir), f"not a run directory (no {runner.CONFIG_FILE})")
@@ -30,7 +30,7 @@ def run_args(run_dir: Path) -> Any:
         kind = json.loads((run_dir / runner.CONFIG_FILE).read_text()).get("kind", "crl")
     except (ValueError, AttributeError):
         kind = "crl"  # load_config below reports what is wrong with the file
-    args = runner.load_config(run_dir, command.command_module(kind).Args)
+    args = runner.load_config(run_dir, registry.get(kind).args)
     command.validate_config(args)
     return args
 

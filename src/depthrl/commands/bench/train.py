@@ -96,10 +96,10 @@ class Args:
     def train_args(self) -> Any:
         """The `depthrl train AGENT` Args this benchmark trains with."""
         from depthrl.envs.registry import EnvConfig
-        from depthrl.training import command
+        from depthrl.training import registry
         from depthrl.training.loop import TrainConfig
 
-        base = command.command_module(self.agent).Args()
+        base = registry.get(self.agent).args()
         train = TrainConfig(num_envs=self.num_envs, unroll_length=self.unroll_length,
                             sgd_steps_per_collect=self.sgd_steps_per_collect, buffer_size=self.buffer_size,
                             num_seeds=self.num_seeds, total_env_steps=self.num_envs * self.unroll_length)

@@ -119,9 +119,9 @@ class Args:
 def bench_agent_config(args: Any) -> Any:
     """The config of `depthrl train {args.agent}` with a benchmark's --depth, --width, --batch-size, --layout and
     --remat (this module's Args and `bench train`'s)."""
-    from depthrl.training import command
+    from depthrl.training import registry
 
-    return dataclasses.replace(command.command_module(args.agent).Args().agent, depth=args.depth, width=args.width,
+    return dataclasses.replace(registry.get(args.agent).args().agent, depth=args.depth, width=args.width,
                                batch_size=args.batch_size, network_layout=args.layout, remat=args.remat)
 
 
@@ -186,12 +186,12 @@ class _Timed:
 
 def run(args: Args) -> dict:
     """Measure and return the result record (no printing)."""
-    from depthrl.training import command
+    from depthrl.training import registry
 
     args.validate()
     spec = args.spec()
     config = args.agent_config()
-    agent = command.command_module(args.agent).AGENT(config, spec)
+    agent = registry.get(args.agent).agent(config, spec)
     init_key, data_key, step_key = jax.random.split(jax.random.PRNGKey(0), 3)
     state = jax.jit(agent.init)(init_key)
     batches = random_batches(data_key, spec, args.batch_size, args.steps_per_call)

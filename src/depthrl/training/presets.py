@@ -25,6 +25,10 @@ import dataclasses
 from typing import Any
 
 from depthrl.agents.crl import CRLConfig
+from depthrl.agents.dqn import DQNConfig
+from depthrl.agents.ppo import PPOConfig
+from depthrl.agents.sac import SACConfig
+from depthrl.agents.td3 import TD3Config
 from depthrl.envs.registry import EnvConfig
 from depthrl.training.loop import TrainConfig
 
@@ -47,7 +51,7 @@ class Preset:
     """One named configuration and what the papers report for it."""
 
     name: str
-    kind: str  # the train subcommand (agent) it runs: `depthrl train KIND --preset NAME`
+    kind: str  # the agent (train subcommand) it runs: `depthrl train KIND --preset NAME`
     scale: str  # "cpu" or "gpu"
     experiment: str  # which experiment of the papers it belongs to
     description: str
@@ -74,8 +78,8 @@ _CPU_TRAIN = TrainConfig(num_envs=64, unroll_length=50, sgd_steps_per_collect=16
                          eval_every=200_000, num_eval_envs=256)
 
 
-# The quick start's env and budget: CRL's `quickstart` preset, and SAC's and TD3's (training/train_sac.py,
-# train_td3.py) for a like-for-like baseline on a 2-core CPU.
+# The quick start's env and budget: CRL's `quickstart` preset, and `sac-quickstart` and `td3-quickstart` for a
+# like-for-like baseline on a 2-core CPU.
 QUICKSTART_ENV = EnvConfig(env="point-maze-u")
 QUICKSTART_TRAIN = dataclasses.replace(_CPU_TRAIN, total_env_steps=1_500_000, eval_every=100_000)
 
@@ -224,17 +228,52 @@ def _gpu_presets() -> list[Preset]:
     return presets
 
 
+# CartPole in about a minute on a 2-core CPU (DQN: mean greedy return ~500 after ~40k env steps at depth 4): the
+# defaults of `depthrl train dqn` and `depthrl train ppo`.
+DQN_CARTPOLE_AGENT = DQNConfig(depth=4, width=64, critic_loss="hl-gauss", v_min=0.0, v_max=100.0,
+                               lr=1e-3, batch_size=128, target_update_period=100, epsilon_decay_steps=20_000)
+DQN_CARTPOLE_TRAIN = TrainConfig(num_envs=8, unroll_length=16, sgd_steps_per_collect=16, total_env_steps=60_000,
+                                 buffer_size=20_000, prefill_steps=1_024, eval_every=6_000, num_eval_envs=16)
+PPO_CARTPOLE_AGENT = PPOConfig(depth=4, width=64, critic_loss="hl-gauss", v_min=0.0, v_max=100.0,
+                               lr=1e-3, batch_size=256)
+PPO_CARTPOLE_TRAIN = TrainConfig(num_envs=16, unroll_length=64, sgd_steps_per_collect=16, total_env_steps=200_000,
+                                 eval_every=20_000, num_eval_envs=16)
+
+
+def _baseline(kind: str, name: str, env: EnvConfig, agent: Any, train: TrainConfig, run_dir: str) -> Preset:
+    return Preset(name, kind, "cpu", "baseline",
+                  f"{kind.upper()} on {env.env}, depth {agent.depth}, width {agent.width}.",
+                  "no paper number recorded", env, agent, train, run_dir)
+
+
+def _baseline_presets() -> list[Preset]:
+    """The other agents' presets, each name prefixed with its agent's."""
+    cartpole = EnvConfig(env="cartpole")
+    return [
+        _baseline("dqn", "dqn-cartpole", cartpole, DQN_CARTPOLE_AGENT, DQN_CARTPOLE_TRAIN, "runs/dqn_cartpole"),
+        # MinAtar Breakout: the Stop Regressing paper's kind of task (Atari-like, discrete); hours on a CPU.
+        _baseline("dqn", "dqn-minatar-breakout", EnvConfig(env="minatar-breakout"),
+                  DQNConfig(depth=4, width=256, critic_loss="hl-gauss", v_min=0.0, v_max=50.0, lr=3e-4,
+                            batch_size=128, target_update_period=1_000, epsilon_decay_steps=250_000),
+                  TrainConfig(num_envs=16, unroll_length=8, sgd_steps_per_collect=8, total_env_steps=5_000_000,
+                              buffer_size=100_000, prefill_steps=10_000, eval_every=100_000, num_eval_envs=32),
+                  "runs/dqn_minatar_breakout"),
+        _baseline("ppo", "ppo-cartpole", cartpole, PPO_CARTPOLE_AGENT, PPO_CARTPOLE_TRAIN, "runs/ppo_cartpole"),
+        # SAC and TD3 on the CRL quick start's env and budget (TD3 plus 16k env steps of random prefill); the
+        # agent settings are those that learn the small room of tests/agents/test_sac_td3.py.
+        _baseline("sac", "sac-quickstart", QUICKSTART_ENV,
+                  SACConfig(depth=4, width=64, batch_size=256, critic_loss="mse", tau=0.02, init_alpha=0.1),
+                  QUICKSTART_TRAIN, "runs/sac_quickstart"),
+        _baseline("td3", "td3-quickstart", QUICKSTART_ENV,
+                  TD3Config(depth=4, width=64, batch_size=256, critic_loss="mse", tau=0.02, exploration_noise=0.3),
+                  dataclasses.replace(QUICKSTART_TRAIN, prefill_steps=16_000), "runs/td3_quickstart"),
+    ]
+
+
 def all_presets() -> list[Preset]:
-    """Every preset of every agent, in listing order."""
-    return _crl_presets() + _gpu_presets()
+    """Every built-in preset, in listing order (names are unique)."""
+    return _crl_presets() + _gpu_presets() + _baseline_presets()
 
 
 def by_name() -> dict[str, Preset]:
     return {p.name: p for p in all_presets()}
-
-
-def args_for(kind: str, args_cls: type) -> dict[str, Any]:
-    """name -> `args_cls(env=…, agent=…, train=…, run_dir=…)` of every preset of agent `kind`: the PRESETS
-    table of a train command module."""
-    return {p.name: args_cls(env=p.env, agent=p.agent, train=p.train, run_dir=p.run_dir)
-            for p in all_presets() if p.kind == kind}
