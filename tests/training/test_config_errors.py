@@ -52,6 +52,22 @@ def test_depth_error_suggests_nearest_valid(tiny_args):
         validate(dataclasses.replace(args, agent=dataclasses.replace(args.agent, depth=6)))
 
 
+@pytest.mark.parametrize("energy", ["l2", "l2_squared", "dot"])
+def test_temperature_only_with_the_cosine_energy(tmp_path, capsys, energy):
+    """--temperature does nothing to the other energies: giving it with one fails at start, naming the flag."""
+    code = cli_main(["train", "crl", "--energy", energy, "--temperature", "0.5", "--run-dir", str(tmp_path / "r")])
+    assert code == 2
+    assert "--temperature=0.5 is invalid: only with --energy cosine" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+    assert cli_main(["train", "crl-pair", "--energy", energy, "--temperature", "2"]) == 2  # the pair's CRL flags too
+    assert "--temperature" in capsys.readouterr().err
+
+
+def test_temperature_with_the_cosine_energy_is_accepted(tiny_args):
+    args = tiny_args()
+    validate(dataclasses.replace(args, agent=dataclasses.replace(args.agent, energy="cosine", temperature=0.5)))
+
+
 def test_cli_reports_bad_flag_without_training(tmp_path, capsys):
     code = cli_main(["train", "crl", "--depth", "6", "--run-dir", str(tmp_path / "r")])
     assert code == 2

@@ -37,7 +37,7 @@ class CRLConfig(ActorCriticNetworkFlags):
     energy: str = "l2"
     """Critic energy: l2 (−‖φ−ψ‖, paper default), l2_squared, dot, cosine."""
     temperature: float = 1.0
-    """Temperature of the cosine energy (ignored by the others)."""
+    """Temperature of the cosine energy (only with --energy cosine)."""
     objective: str = "forward_infonce"
     """Contrastive objective: forward_infonce, backward_infonce, symmetric_infonce, binary_nce."""
     logsumexp_coef: float = 0.1
@@ -61,6 +61,9 @@ class CRLConfig(ActorCriticNetworkFlags):
         check_choice("--energy", self.energy, closs.ENERGIES)
         check_choice("--objective", self.objective, closs.OBJECTIVES)
         check_positive("--temperature", self.temperature)
+        if self.temperature != 1.0 and self.energy != "cosine":
+            raise ConfigError("--temperature", self.temperature,
+                              f"only with --energy cosine (the {self.energy} energy has no temperature)")
         if self.logsumexp_coef < 0:
             raise ConfigError("--logsumexp-coef", self.logsumexp_coef, "must be >= 0")
         for flag, lr in (("--critic-lr", self.critic_lr), ("--actor-lr", self.actor_lr),
