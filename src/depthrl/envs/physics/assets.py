@@ -8,10 +8,11 @@ ASCII rows and y along them, and a robot that starts facing +x faces the next ro
 implicit border included) are built, and runs of them along a row are merged into one box: the same solid,
 fewer geoms for the collision pass.
 
-Collision bits: the floor has conaffinity 1. Ant (brax's asset): the feet have contype 1; walls get
-contype 3 / conaffinity 1 and the torso and hips conaffinity 2, so they hit walls but neither the floor nor
-each other (the paper's ant_maze.xml gives the torso and hips conaffinity 1, which also lets them collide
-with the feet). Humanoid: every body geom has contype 1 and conaffinity 0, as in the paper's
+Collision bits (a pair collides when one's contype shares a bit with the other's conaffinity): the floor has
+conaffinity 1 and walls contype 3 / conaffinity 1. Ant (brax's asset, as the paper's ant.xml):
+the feet have contype 1; in a maze the torso, hips and feet get conaffinity 1 as in the paper's
+ant_maze.xml, so the torso and hips hit walls and feet, the feet hit the floor, walls and each other.
+Humanoid: every body geom has contype 1 and conaffinity 0, as in the paper's
 humanoid.xml and humanoid_maze.xml, so every body geom touches the floor and the walls and no two body
 geoms collide; the paper's goal body (`target`, two slide joints, mass 1, no contacts) is added as well,
 so the Humanoid's state is the paper's 268 entries.
@@ -30,7 +31,9 @@ from depthrl.envs.maze import Layout
 WALL_HEIGHT = 0.5  # in cells (JaxGCRL's MAZE_HEIGHT)
 
 # Geoms of the robots that collide with walls (besides the feet, which already have contype 1).
-ANT_BODY_GEOMS = ("torso_geom", "aux_1_geom", "aux_2_geom", "aux_3_geom", "aux_4_geom")
+# Ant geoms with conaffinity 1 in the paper's ant_maze.xml: torso, hips and feet.
+ANT_MAZE_CONAFFINITY = ("torso_geom", "aux_1_geom", "aux_2_geom", "aux_3_geom", "aux_4_geom", "left_foot_geom",
+                        "right_foot_geom", "third_foot_geom", "fourth_foot_geom")
 
 
 def brax_asset(name: str) -> str:
@@ -77,19 +80,20 @@ def _add_walls(worldbody: ET.Element, layout: Layout, scale: float) -> None:
                       rgba="0.7 0.5 0.3 1")
 
 
-def _body_geoms_hit_walls(root: ET.Element, names: tuple[str, ...]) -> None:
-    """Give the named body geoms conaffinity 2 (walls only)."""
+def _set_conaffinity(root: ET.Element, names: tuple[str, ...]) -> None:
+    """Give the named geoms conaffinity 1."""
     for geom in root.iter("geom"):
         if geom.get("name", "") in names:
-            geom.set("conaffinity", "2")
+            geom.set("conaffinity", "1")
 
 
 @functools.lru_cache(maxsize=32)
 def ant_xml(maze: Layout | None, scale: float = 4.0) -> str:
-    """brax's Ant, plus the maze's walls when `maze` is given (torso and hips collide with them)."""
+    """brax's Ant, plus the maze's walls when `maze` is given, with the paper's maze contacts (torso, hips and feet
+    conaffinity 1)."""
     root = ET.fromstring(brax_asset("ant.xml"))
     if maze is not None:
-        _body_geoms_hit_walls(root, ANT_BODY_GEOMS)
+        _set_conaffinity(root, ANT_MAZE_CONAFFINITY)
         _add_walls(root.find("worldbody"), maze, scale)
     return ET.tostring(root, encoding="unicode")
 

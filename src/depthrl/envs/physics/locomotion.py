@@ -18,8 +18,9 @@ open, at a distance uniform in [1, 5] and a uniform angle. Mazes: episodes start
 reset cell (`R`) and the goal is the centre of a goal cell (`G`), both drawn uniformly; cells are 4 m
 for the Ant and 2 m for the Humanoid, and cell (row r, column c) is centred at (r, c) × cell size, as in
 the paper's code (`assets`). Stitching draws (start, goal) cell pairs instead (`depthrl.envs.stitching`).
-The Ant starts with uniform noise of ±0.1 on its joint angles and height (normal noise of 0.1 on its
-velocities) as the paper's; the Humanoid starts still at brax's initial pose, facing +x (reset noise 0).
+The Ant starts with uniform noise of ±0.1 added to every entry of q (torso position, its quaternion as
+is, joint angles) and normal noise of 0.1 on qd, as the paper's; the Humanoid starts still at brax's
+initial pose, facing +x (reset noise 0).
 
 Early termination (`terminate`; on by default, as the paper's code sets `terminate_when_unhealthy`):
 an episode ends on the step after which the torso height (the torso body's z) leaves the healthy range,
@@ -236,11 +237,10 @@ class Locomotion:
         start, goal = self._sample_start_goal(goal_key)
         q = jnp.asarray(sys.init_q)
         qd = jnp.zeros(sys.qd_size())
-        if self.robot == "ant":  # JaxGCRL: uniform ±0.1 on the height and joints, normal 0.1 on velocities
-            noise = jax.random.uniform(q_key, q.shape, minval=-0.1, maxval=0.1)
-            q = q.at[2].add(noise[2]).at[7:].add(noise[7:])
-            qd = 0.1 * jax.random.normal(qd_key, qd.shape)
         q = q.at[:2].set(start)
+        if self.robot == "ant":  # the paper's: uniform ±0.1 on every q entry (quaternion included), normal 0.1 on qd
+            q = q + jax.random.uniform(q_key, q.shape, minval=-0.1, maxval=0.1)
+            qd = 0.1 * jax.random.normal(qd_key, qd.shape)
         if self.robot == "humanoid":  # the paper's goal body (its last two q entries) sits at the goal
             q = q.at[-2:].set(goal[:2])
         physics = self.init_physics(q, qd, goal)
