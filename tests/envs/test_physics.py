@@ -308,14 +308,16 @@ def test_ant_maze_walls_stop_the_ant():
 
 # The paper code's effective env step (s): spring physics step × 10 frames (scaling-crl envs/ant*.py, humanoid*.py;
 # its open Humanoid's 0.0015 s override is not read by brax 0.10.1's spring pipeline: the asset's 0.003 s runs).
-REFERENCE_DT = {"ant": 0.05, "ant-u4-maze": 0.05, "humanoid": 0.03, "humanoid-u-maze": 0.015}
+# The arm: MJX, 0.002 s × 25 frames (envs/manipulation/arm_envs.py).
+REFERENCE_DT = {"ant": 0.05, "ant-u4-maze": 0.05, "humanoid": 0.03, "humanoid-u-maze": 0.015, "arm-push-easy": 0.05}
 
 
 @needs_brax
 @pytest.mark.parametrize("name", list(REFERENCE_DT))
 def test_env_step_is_the_reference_effective_dt(name):
     env = unwrapped(make_envs(_config(name))[0])
-    assert env.backend == "spring" and env.n_frames == 10
+    arm = name.startswith("arm")
+    assert (env.backend, env.n_frames) == (("mjx", 25) if arm else ("spring", 10))
     assert env.dt == pytest.approx(REFERENCE_DT[name], rel=1e-6)
 
 
@@ -347,6 +349,8 @@ def test_humanoid_u_maze_geometry_is_the_reference_not_mirrored():
         return ahead[ahead > 0].min()
 
     start = starts[0]
+    np.testing.assert_allclose(env.drawing_xy(start), [1.5, 1.5])  # row 1, column 1 on the maze drawing
+    np.testing.assert_allclose(env.drawing_xy(np.array([6.0, 2.0])), [1.5, 3.5])  # row 3, column 1
     assert free_run(start, 0, +1) == pytest.approx(1.0)  # the wall ahead
     assert free_run(start, 0, -1) == pytest.approx(1.0)
     assert free_run(start, 1, +1) == pytest.approx(5.0)  # the corridor: cells (1, 1)..(1, 3)

@@ -189,6 +189,12 @@ class Locomotion:
         """[n, 2] world (x, y) of the centres of the maze's free cells `indices` ((row, column) × cell size)."""
         return assets.cell_xy(self.maze, indices, self.cell_size)
 
+    def drawing_xy(self, xy: np.ndarray) -> np.ndarray:
+        """World (x, y) [..., 2] -> the maze drawing's coordinates in cells (x = column + 0.5, y = row + 0.5 at a
+        cell's centre, as the point mazes and `depthrl.envs.render` use)."""
+        xy = np.asarray(xy, dtype=float)
+        return xy[..., ::-1] / self.cell_size + 0.5
+
     @functools.cached_property
     def _start_and_goal_cells(self) -> tuple[np.ndarray, np.ndarray]:
         maze = self.maze
