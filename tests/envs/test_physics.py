@@ -434,6 +434,31 @@ def test_arm_joints_settle_at_the_reference_fraction_of_their_command():
     assert data.qpos[2] == pytest.approx(0.03, abs=2e-3)
 
 
+# The paper's bins (envs/assets/panda_binpick_hard.xml, panda_binpick_easy.xml): centres of the blue and red bins,
+# the offset of the walls from a centre and their long half length; cube start and goal centres.
+REFERENCE_BINS = {"binpick-hard": ((-0.3, 0.6), (0.3, 0.6), 0.19, 0.195, (-0.3, 0.6), (0.3, 0.6)),
+                  "binpick-easy": ((-0.17, 0.6), (0.17, 0.6), 0.14, 0.145, (-0.15, 0.6), (0.17, 0.6))}
+
+
+@needs_brax
+@pytest.mark.parametrize("task", list(REFERENCE_BINS))
+def test_arm_bins_are_the_reference(task):
+    import mujoco
+
+    from depthrl.envs.physics.arm import ARM_TASKS, panda_xml
+
+    blue, red, offset, half, cube, goal = REFERENCE_BINS[task]
+    assert (ARM_TASKS[task].cube_xy, ARM_TASKS[task].goal_xy) == (cube, goal)
+    model = mujoco.MjModel.from_xml_string(panda_xml(task))
+    data = mujoco.MjData(model)
+    mujoco.mj_forward(model, data)
+    for label, centre in (("A", blue), ("B", red)):
+        walls = [model.geom(f"bin{label}{i}").id for i in range(4)]
+        xy = data.geom_xpos[walls, :2] - np.asarray(centre)
+        np.testing.assert_allclose(xy, [[0, -offset], [0, offset], [offset, 0], [-offset, 0]], atol=1e-9)
+        np.testing.assert_allclose(model.geom_size[walls, :2].max(axis=1), [half, half, half - 0.01, half - 0.01])
+
+
 # The paper code's healthy torso heights (m), envs/ant.py, ant_maze.py, humanoid.py, humanoid_maze.py:
 # an episode terminates on the step after which the torso's z leaves (low, high).
 REFERENCE_HEALTHY_Z = {"ant-u4-maze": (0.2, 1.0), "humanoid": (1.0, 2.0)}

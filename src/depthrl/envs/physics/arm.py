@@ -13,6 +13,7 @@ The tasks are JaxGCRL's arm tasks (Bortkiewicz et al. 2025, `envs/manipulation/a
   push-easy     (-0.1, 0.6) ± 0.1             (0.1, 0.6) ± 0.1         two 0.2 m pads on the table
   push-hard     (-0.25, 0.65) ± 0.25          (0.25, 0.65) ± 0.25      two 0.5 m pads
   binpick-hard  (-0.3, 0.6) ± 0.15            (0.3, 0.6) ± 0.15        two 0.39 m bins with 6.6 cm walls
+  binpick-easy  (-0.15, 0.6) ± 0.09           (0.17, 0.6) ± 0.09       two 0.29 m bins at x = ∓0.17
 
 The cube is dropped from z = 0.07 m at reset (it lands resting at 0.03 m, the goal height). MJX settings
 as the paper's code: timestep 2 ms, 25 physics steps per env step, 6 solver / 12 line-search iterations,
@@ -51,12 +52,14 @@ class ArmTask:
     goal_noise: float
     scene: str  # "pads" or "bins"
     region_half: float  # half width of each pad / bin
+    regions_xy: tuple[tuple[float, float], tuple[float, float]] | None = None  # pad / bin centres (None: cube, goal)
 
 
 ARM_TASKS: dict[str, ArmTask] = {
     "push-easy": ArmTask((-0.1, 0.6), 0.1, (0.1, 0.6), 0.1, "pads", 0.1),
     "push-hard": ArmTask((-0.25, 0.65), 0.25, (0.25, 0.65), 0.25, "pads", 0.25),
     "binpick-hard": ArmTask((-0.3, 0.6), 0.15, (0.3, 0.6), 0.15, "bins", 0.195),
+    "binpick-easy": ArmTask((-0.15, 0.6), 0.09, (0.17, 0.6), 0.09, "bins", 0.145, ((-0.17, 0.6), (0.17, 0.6))),
 }
 
 GOAL_Z = 0.03
@@ -138,7 +141,7 @@ def panda_xml(task_name: str) -> str:
 
     colours = ("0 0.2 0.8 1", "0.8 0 0 1")
     bin_walls = []
-    for label, (x, y), rgba in zip("AB", (task.cube_xy, task.goal_xy), colours, strict=True):
+    for label, (x, y), rgba in zip("AB", task.regions_xy or (task.cube_xy, task.goal_xy), colours, strict=True):
         region = _el(world, "body", name=f"region{label}", pos=f"{x} {y} 0")
         h = task.region_half
         if task.scene == "pads":

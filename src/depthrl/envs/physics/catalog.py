@@ -75,6 +75,8 @@ ENVS: dict[str, PhysicsTask] = {
                                  *_ARM, arm_task="push-hard", backend="mjx"),
     "arm-binpick-hard": PhysicsTask("arm", "Panda arm (MJX) carries a cube from the blue bin to the red bin.",
                                     *_ARM, arm_task="binpick-hard", backend="mjx"),
+    "arm-binpick-easy": PhysicsTask("arm", "Panda arm (MJX) carries a cube between two closer, smaller bins "
+                                           "(not in Table 1).", *_ARM, arm_task="binpick-easy", backend="mjx"),
 }
 
 
