@@ -238,6 +238,8 @@ def test_reset_and_step_under_jit_and_vmap(name):
     np.testing.assert_allclose(state.obs[:, np.array(spec.goal_indices)], c.reached(state), atol=1e-5)
     if catalog.ENVS[name].robot == "arm":  # the reference drops the cube from 0.07 m
         np.testing.assert_allclose(state.obs[:, 2], 0.07, atol=1e-6)
+    if catalog.ENVS[name].robot == "humanoid":  # the paper's goal body (q's last two entries) sits at the goal
+        np.testing.assert_allclose(c.physics(state).pipeline.q[:, -2:], goal[:, :2])
     if getattr(inner, "maze", None) is not None:  # start at the reset cell, goal at a goal cell centre
         starts, goals = (inner.cell_centres(i) for i in inner._start_and_goal_cells)
         # the paper's Ant start noise: uniform ±0.1 on every q entry (torso x, y included); the Humanoid has none
@@ -360,7 +362,8 @@ def test_humanoid_u_maze_geometry_is_the_reference_not_mirrored():
 @needs_brax
 def test_humanoid_body_geoms_touch_the_floor_and_carry_the_goal_body():
     """The paper's humanoid.xml: every body geom contype 1 / conaffinity 0 (floor and walls, not each other), and a
-    `target` body on two slide joints at the goal (q's last two entries), mass 1, without contacts."""
+    `target` body on two slide joints (q's last two entries; reset puts it at the goal, checked in
+    test_reset_and_step_under_jit_and_vmap), mass 1, without contacts."""
     import mujoco
 
     from depthrl.envs.physics.assets import humanoid_xml
@@ -377,9 +380,6 @@ def test_humanoid_body_geoms_touch_the_floor_and_carry_the_goal_body():
             assert (model.geom_contype[i], model.geom_conaffinity[i]) == (1, 0), geom.name
     assert [model.joint(j).name for j in range(model.njnt)][-2:] == ["target_x", "target_y"]
     assert model.body_mass[target] == pytest.approx(1.0)
-    c = _compiled("humanoid")
-    physics_state = c.physics(c.reset(jax.random.split(jax.random.PRNGKey(5), NUM_ENVS)))
-    np.testing.assert_allclose(physics_state.pipeline.q[:, -2:], physics_state.goal[:, :2])
 
 
 @needs_brax
