@@ -118,7 +118,7 @@ def test_tiny_check_end_to_end_on_a_point_maze():
 @pytest.mark.slow
 @pytest.mark.skipif(not physics.available(), reason=f"physics extra missing: {physics.INSTALL_COMMAND}")
 def test_plain_tiny_check_on_every_table1_task():
-    """`gpu_check.sh --tiny` as documented: the nine Table-1 physics tasks and the Humanoid CRL epochs at CPU
+    """`gpu_check.sh --tiny` as documented: the ten Table-1 physics tasks and the Humanoid CRL epochs at CPU
     sizes, with budgets large enough for a 2-core CPU."""
     returncode, lines = _run_script("--tiny", "--budget-s", "4000", timeout=4500)
     envs = [r["env"] for r in lines if r["measure"] == "env_steps_per_s"]

@@ -189,3 +189,16 @@ def test_depth_showcase_presets_differ_only_by_depth():
     assert {p.env for p in showcase} == {presets.SHOWCASE_ENV} and presets.SHOWCASE_ENV.env == "crawler-maze-u4"
     assert {p.train for p in showcase} == {presets.SHOWCASE_TRAIN}
     assert {dataclasses.replace(p.agent, depth=4) for p in showcase} == {showcase[0].agent}
+
+
+def test_table1_has_the_humanoid_big_maze_and_the_stitching_preset_uses_forward_pairs():
+    """The paper's Table 1 (arXiv 2503.14858): Humanoid Big Maze, depth 4 → 64: 0.06 → 59 steps at goal; its GPU
+    presets train on humanoid-big-maze. The Ant stitching presets use the paper code's forward pairs."""
+    assert presets.TABLE1["Humanoid Big Maze"] == (0.06, 59.0)
+    described = presets.by_name()
+    assert described["humanoid-big-maze-d64"].env.env == "humanoid-big-maze"
+    assert "0.06 → 59" in described["humanoid-big-maze-d4"].paper
+    assert presets.paper_steps_at_goal("humanoid-big-maze", 64) == 59.0
+    for depth in (4, 64):
+        env = described[f"ant-stitch-d{depth}"].env
+        assert (env.env, env.stitch_pairs) == ("ant-u4-maze-stitch", "forward")

@@ -57,7 +57,7 @@ def test_eval_env_evaluates_on_its_own_goals():
 @pytest.mark.parametrize("cfg, fragment", [
     (EnvConfig(env="point-maze-u", eval_env="cartpole"), "must be a goal env"),
     (EnvConfig(env="point-maze-u", eval_env="ant-big-maze-eval"), "obs/action dims (31, 8)"),
-    (EnvConfig(env="ant-big-maze", eval_env="humanoid-big-maze-eval"), "obs/action dims (249, 17)"),
+    (EnvConfig(env="ant-big-maze", eval_env="humanoid-big-maze-eval"), "obs/action dims (271, 17)"),
     (EnvConfig(env="point-maze-u", stitching=True, eval_env="point-maze-u-eval"), "not with stitching"),
     (EnvConfig(env="cartpole", eval_env="point-maze-u"), "only for goal envs"),
 ])

@@ -182,7 +182,7 @@ def test_wall_boxes_cover_the_layout_walls_next_to_free_cells(name):
 
     for r in range(walls.shape[0]):  # padded row/column 0 is the implicit border, at -1 cell
         for c in range(walls.shape[1]):
-            x, y = (c - 1 + 0.5) * scale, (r - 1 + 0.5) * scale
+            x, y = (r - 1) * scale, (c - 1) * scale  # cell (row, column) is centred at (row, column) × scale
             touches_free = not walls[max(r - 1, 0):r + 2, max(c - 1, 0):c + 2].all()
             if not walls[r, c]:
                 assert not covered(x, y), (r, c)  # a free cell is never inside a wall
@@ -204,6 +204,10 @@ def test_stitching_env_trains_on_short_pairs_and_evaluates_on_long_ones():
 # ---- brax: the env contract under jit + vmap ----
 
 
+# The paper code's state sizes (train.py `obs_dim`; the goal follows them in the observation).
+REFERENCE_STATE_DIM = {"ant": 29, "humanoid": 268, "arm": 17}
+
+
 @needs_brax
 @pytest.mark.parametrize("name", catalog.ENVS)
 def test_catalog_dims_match_the_built_envs(name):
@@ -212,6 +216,7 @@ def test_catalog_dims_match_the_built_envs(name):
     assert (spec.obs_dim, spec.action_dim) == (task.obs_dim, task.action_dim)
     assert spec.obs_dim == spec.state_dim + spec.goal_dim and spec.goal_indices == tuple(range(spec.goal_dim))
     assert spec.episode_length == EPISODE and spec.name == name
+    assert spec.state_dim == REFERENCE_STATE_DIM[task.robot]
     inner = unwrapped(env)
     if task.robot == "arm":  # the body order arm_state reads: cube, links 1-7 (hand fused in), fingers
         fingers = ["left_finger", "right_finger"]
@@ -232,9 +237,18 @@ def test_reset_and_step_under_jit_and_vmap(name):
     np.testing.assert_allclose(state.obs[:, spec.state_dim:], goal)  # obs = concat(state, goal)
     # goal_indices name the torso (cube) coordinates in the state.
     np.testing.assert_allclose(state.obs[:, np.array(spec.goal_indices)], c.reached(state), atol=1e-5)
+    if catalog.ENVS[name].robot == "arm":  # the reference drops the cube from 0.07 m
+        np.testing.assert_allclose(state.obs[:, 2], 0.07, atol=1e-6)
+    if catalog.ENVS[name].robot == "humanoid":  # the paper's goal body (q's last two entries) sits at the goal
+        np.testing.assert_allclose(c.physics(state).pipeline.q[:, -2:], goal[:, :2])
     if getattr(inner, "maze", None) is not None:  # start at the reset cell, goal at a goal cell centre
         starts, goals = (inner.cell_centres(i) for i in inner._start_and_goal_cells)
-        assert np.abs(state.obs[:, None, :2] - starts[None]).max(-1).min(-1).max() < 1e-5
+        # the paper's Ant start noise: uniform ±0.1 on every q entry (torso x, y included); the Humanoid has none
+        start_error = np.abs(state.obs[:, None, :2] - starts[None]).max(-1).min(-1)
+        if inner.robot == "ant":
+            assert 1e-3 < start_error.max() <= 0.1 + 1e-5
+        else:
+            assert start_error.max() < 1e-5
         assert np.abs(np.asarray(goal)[:, None, :2] - goals[None]).max(-1).min(-1).max() < 1e-5
     actions = jax.random.uniform(jax.random.PRNGKey(1), (EPISODE, NUM_ENVS, spec.action_dim), minval=-1, maxval=1)
     for t in range(EPISODE):
@@ -275,12 +289,13 @@ def test_goal_at_the_start_position_is_reached_and_the_sampled_goal_is_not(name)
 
 @needs_brax
 def test_ant_maze_walls_stop_the_ant():
-    """Thrown at 8 m/s towards the wall east of the U4-maze's reset cell (its face at x = 8 m), the torso
-    stops before it; without the wall it would travel ~4 m in the 0.2 s (x ≈ 10)."""
+    """Thrown at 8 m/s along +x from the U4-maze's reset cell (row 2, column 1: x = 8, y = 4) towards the wall
+    cell below it (row 3, its face at x = 10 m), the torso stops before it; without the wall it would travel
+    ~4 m in the 0.2 s (x ≈ 12)."""
     c = _compiled("ant-u4-maze")
     state = c.reset(jax.random.split(jax.random.PRNGKey(3), NUM_ENVS))
     sys = c.inner.system
-    q = jnp.asarray(sys.init_q).at[:3].set(jnp.array([6.0, 10.0, 0.75]))
+    q = jnp.asarray(sys.init_q).at[:3].set(jnp.array([8.0, 4.0, 0.75]))
     qd = jnp.zeros(sys.qd_size()).at[0].set(8.0)
     thrown = _init_physics("ant-u4-maze")(jnp.tile(q, (NUM_ENVS, 1)), jnp.tile(qd, (NUM_ENVS, 1)),
                                           c.physics(state).goal)
@@ -290,8 +305,159 @@ def test_ant_maze_walls_stop_the_ant():
         state = c.step(state, jnp.zeros((NUM_ENVS, c.env.spec.action_dim)))
         xs.append(np.asarray(state.obs[:, 0]))
     xs = np.array(xs)
-    assert xs.max() < 8.0 - 0.2, xs  # the torso (radius 0.25) never enters the wall
-    assert xs[0].min() > 6.3, xs  # and it did fly towards it
+    assert xs.max() < 10.0 - 0.2, xs  # the torso (radius 0.25) never enters the wall
+    assert xs[0].min() > 8.3, xs  # and it did fly towards it
+
+
+# The paper code's effective env step (s): spring physics step × 10 frames (scaling-crl envs/ant*.py, humanoid*.py;
+# its open Humanoid's 0.0015 s override is not read by brax 0.10.1's spring pipeline: the asset's 0.003 s runs).
+# The arm: MJX, 0.002 s × 25 frames (envs/manipulation/arm_envs.py).
+REFERENCE_DT = {"ant": 0.05, "ant-u4-maze": 0.05, "humanoid": 0.03, "humanoid-u-maze": 0.015, "arm-push-easy": 0.05}
+
+
+@needs_brax
+@pytest.mark.parametrize("name", list(REFERENCE_DT))
+def test_env_step_is_the_reference_effective_dt(name):
+    env = unwrapped(make_envs(_config(name))[0])
+    arm = name.startswith("arm")
+    assert (env.backend, env.n_frames) == (("mjx", 25) if arm else ("spring", 10))
+    assert env.dt == pytest.approx(REFERENCE_DT[name], rel=1e-6)
+
+
+@needs_brax
+def test_humanoid_u_maze_geometry_is_the_reference_not_mirrored():
+    """The paper code's humanoid U-maze (2 m cells, cell (row, column) at (row, column) × 2): the Humanoid starts
+    at (2, 2) facing +x (identity quaternion), with the wall 1 m ahead (its face at x = 3) and 1 m behind, the
+    corridor open along +y up to y = 7; goals at the six cells of its U_MAZE."""
+    import mujoco
+
+    from depthrl.envs.physics.assets import humanoid_xml
+
+    env = unwrapped(make_envs(_config("humanoid-u-maze"))[0])
+    starts, goals = (env.cell_centres(i) for i in env._start_and_goal_cells)
+    np.testing.assert_allclose(starts, [[2.0, 2.0]])
+    assert {tuple(g) for g in goals.tolist()} == {(2.0, 4.0), (2.0, 6.0), (4.0, 6.0), (6.0, 2.0), (6.0, 4.0),
+                                                   (6.0, 6.0)}
+    model = mujoco.MjModel.from_xml_string(humanoid_xml(env.maze, env.cell_size))
+    np.testing.assert_allclose(model.qpos0[3:7], [1.0, 0.0, 0.0, 0.0])  # facing +x
+    walls = [i for i in range(model.ngeom) if model.geom(i).name.startswith("wall_")]
+    pos, half = model.geom_pos[walls, :2], model.geom_size[walls, :2]
+
+    def free_run(origin, axis, sign):
+        """Distance from `origin` along ±axis to the first wall face."""
+        other = 1 - axis
+        on_line = np.abs(pos[:, other] - origin[other]) < half[:, other]
+        faces = pos[on_line, axis] - sign * half[on_line, axis]
+        ahead = sign * (faces - origin[axis])
+        return ahead[ahead > 0].min()
+
+    start = starts[0]
+    np.testing.assert_allclose(env.drawing_xy(start), [1.5, 1.5])  # row 1, column 1 on the maze drawing
+    np.testing.assert_allclose(env.drawing_xy(np.array([6.0, 2.0])), [1.5, 3.5])  # row 3, column 1
+    assert free_run(start, 0, +1) == pytest.approx(1.0)  # the wall ahead
+    assert free_run(start, 0, -1) == pytest.approx(1.0)
+    assert free_run(start, 1, +1) == pytest.approx(5.0)  # the corridor: cells (1, 1)..(1, 3)
+    assert free_run(start, 1, -1) == pytest.approx(1.0)
+
+
+@needs_brax
+def test_humanoid_body_geoms_touch_the_floor_and_carry_the_goal_body():
+    """The paper's humanoid.xml: every body geom contype 1 / conaffinity 0 (floor and walls, not each other), and a
+    `target` body on two slide joints (q's last two entries; reset puts it at the goal, checked in
+    test_reset_and_step_under_jit_and_vmap), mass 1, without contacts."""
+    import mujoco
+
+    from depthrl.envs.physics.assets import humanoid_xml
+
+    model = mujoco.MjModel.from_xml_string(humanoid_xml(None))
+    target = model.body("target").id
+    for i in range(model.ngeom):
+        geom = model.geom(i)
+        if geom.name == "floor":
+            assert model.geom_conaffinity[i] == 1
+        elif model.geom_bodyid[i] == target:
+            assert (model.geom_contype[i], model.geom_conaffinity[i]) == (0, 0)
+        else:
+            assert (model.geom_contype[i], model.geom_conaffinity[i]) == (1, 0), geom.name
+    assert [model.joint(j).name for j in range(model.njnt)][-2:] == ["target_x", "target_y"]
+    assert model.body_mass[target] == pytest.approx(1.0)
+
+
+@needs_brax
+def test_ant_maze_contacts_are_the_reference():
+    """The paper's ant_maze.xml: torso, hips and feet conaffinity 1, feet contype 1, the rest of the body neither."""
+    import mujoco
+
+    from depthrl.envs.physics.assets import ant_xml
+
+    model = mujoco.MjModel.from_xml_string(ant_xml(parse_layout("u4")))
+    for i in range(model.ngeom):
+        name = model.geom(i).name
+        if name == "floor" or name.startswith("wall_"):
+            continue
+        hip_or_torso, foot = name == "torso_geom" or name.startswith("aux_"), name.endswith("_foot_geom")
+        assert model.geom_contype[i] == int(foot), name
+        assert model.geom_conaffinity[i] == int(hip_or_torso or foot), name
+
+
+# The paper's Panda (scaling-crl envs/assets/panda_push_easy.xml and siblings): actuator gain / stiffness per arm
+# joint (4500/4500 on joints 1-2, 2000/3500 on 3-4, 1000/2000 on 5-7), the fraction of its command a joint settles
+# at without gravity; fingers 0-0.08 m with gain 0.15686 against stiffness 500 (command 255 = fully open).
+REFERENCE_SETTLE_FRACTION = (1.0, 1.0, 2000 / 3500, 2000 / 3500, 0.5, 0.5, 0.5)
+
+
+@needs_brax
+def test_arm_joints_settle_at_the_reference_fraction_of_their_command():
+    """Plain MuJoCo on the arm's model (CPU, no MJX), gravity and contacts off: after 4 s each joint rests at the
+    reference's fraction of its command, and the fingers at 0.15686 × command / 500 m. With gravity, the cube
+    starts at the reference's drop height 0.07 m and lands on the table (its centre at 0.03 m)."""
+    import mujoco
+
+    from depthrl.envs.physics.arm import ARM_START, panda_xml
+
+    model = mujoco.MjModel.from_xml_string(panda_xml("push-easy"))
+    data = mujoco.MjData(model)
+    assert model.body("cube").pos[2] == pytest.approx(0.07)
+    np.testing.assert_allclose(model.jnt_range[model.joint("left_finger_joint").id], [0.0, 0.08])
+    model.opt.gravity[:] = 0.0
+    model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_CONTACT
+    arm = slice(7, 14)  # qpos: cube (7), arm (7), fingers (2)
+    data.qpos[arm] = ARM_START
+    command = np.array([1.2, 0.5, 0.7, -1.4, 0.8, 3.0, 1.4487])
+    data.ctrl[:] = [*command, 127.5, 127.5]
+    mujoco.mj_step(model, data, nstep=2000)
+    np.testing.assert_allclose(data.qpos[arm], command * np.array(REFERENCE_SETTLE_FRACTION), atol=2e-3)
+    np.testing.assert_allclose(data.qpos[14:], 0.15686 * 127.5 / 500, atol=5e-4)  # 0.04 m per finger
+    model = mujoco.MjModel.from_xml_string(panda_xml("push-easy"))
+    data = mujoco.MjData(model)
+    data.qpos[arm], data.ctrl[:7] = ARM_START, ARM_START
+    mujoco.mj_step(model, data, nstep=250)
+    assert data.qpos[2] == pytest.approx(0.03, abs=2e-3)
+
+
+# The paper's bins (envs/assets/panda_binpick_hard.xml, panda_binpick_easy.xml): centres of the blue and red bins,
+# the offset of the walls from a centre and their long half length; cube start and goal centres.
+REFERENCE_BINS = {"binpick-hard": ((-0.3, 0.6), (0.3, 0.6), 0.19, 0.195, (-0.3, 0.6), (0.3, 0.6)),
+                  "binpick-easy": ((-0.17, 0.6), (0.17, 0.6), 0.14, 0.145, (-0.15, 0.6), (0.17, 0.6))}
+
+
+@needs_brax
+@pytest.mark.parametrize("task", list(REFERENCE_BINS))
+def test_arm_bins_are_the_reference(task):
+    import mujoco
+
+    from depthrl.envs.physics.arm import ARM_TASKS, panda_xml
+
+    blue, red, offset, half, cube, goal = REFERENCE_BINS[task]
+    assert (ARM_TASKS[task].cube_xy, ARM_TASKS[task].goal_xy) == (cube, goal)
+    model = mujoco.MjModel.from_xml_string(panda_xml(task))
+    data = mujoco.MjData(model)
+    mujoco.mj_forward(model, data)
+    for label, centre in (("A", blue), ("B", red)):
+        walls = [model.geom(f"bin{label}{i}").id for i in range(4)]
+        xy = data.geom_xpos[walls, :2] - np.asarray(centre)
+        np.testing.assert_allclose(xy, [[0, -offset], [0, offset], [offset, 0], [-offset, 0]], atol=1e-9)
+        np.testing.assert_allclose(model.geom_size[walls, :2].max(axis=1), [half, half, half - 0.01, half - 0.01])
 
 
 # The paper code's healthy torso heights (m), envs/ant.py, ant_maze.py, humanoid.py, humanoid_maze.py:

@@ -70,7 +70,7 @@ def rollout(args: Args):
             why = "3-D rendering of physics envs needs brax (not installed) and is not supported yet"
         raise ConfigError("RUN_DIR", args.run_dir, f"its env {env_config.env!r} has no maze to draw a path "
                                                    f"over: {why}")
-    layout, cell_size = view
+    layout, _ = view
     loaded = runs.load(args.run_dir, args.checkpoint)
     cfg = loaded.trainer.config
     trainer = dataclasses.replace(loaded.trainer, eval_env=eval_env,
@@ -81,7 +81,9 @@ def rollout(args: Args):
     positions, goals = np.asarray(positions, float)[..., :2], np.asarray(goals, float)[:, :2]
     radius = getattr(runs.unwrapped_env(eval_env), "success_radius", 0.5)
     at_goal = np.linalg.norm(positions - goals[None], axis=-1) < radius
-    positions, goals = positions / cell_size, goals / cell_size  # physics mazes: metres -> cells
+    inner = runs.unwrapped_env(eval_env)
+    if hasattr(inner, "drawing_xy"):  # physics mazes: metres, rows along x -> the drawing's cells
+        positions, goals = inner.drawing_xy(positions), inner.drawing_xy(goals)
     title = f"{loaded.run_dir.name}: epoch {loaded.epoch}, {env_config.env}"
     return layout, positions, goals, at_goal, title
 

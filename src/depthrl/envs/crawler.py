@@ -82,8 +82,8 @@ class CrawlerMaze(PointMaze):
     def _point_maze(self) -> PointMaze:
         """The point maze with the same layout and start/goal sampling: it draws the base's start and goal."""
         return PointMaze(layout=self.layout, random_start=self.random_start, pairs=self.pairs,
-                         success_radius=self.success_radius, radius=self.radius, reset_noise=self.reset_noise,
-                         goal_noise=self.goal_noise)
+                         pair_weights=self.pair_weights, success_radius=self.success_radius, radius=self.radius,
+                         reset_noise=self.reset_noise, goal_noise=self.goal_noise)
 
     @functools.cached_property
     def default_episode_length(self) -> int:

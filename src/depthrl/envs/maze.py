@@ -186,6 +186,15 @@ class Layout:
         return "\n".join(self.rows)
 
 
+def pick_pair(u: jnp.ndarray, weights: tuple[float, ...] | None, count: int) -> jnp.ndarray:
+    """Index of a pair from a uniform u in [0, 1): uniform over `count` pairs, or with `weights`."""
+    if weights is None:
+        return jnp.minimum((u * count).astype(jnp.int32), count - 1)
+    cumulative = np.cumsum(np.asarray(weights, np.float64))
+    cumulative = jnp.asarray(cumulative / cumulative[-1], jnp.float32)
+    return jnp.minimum(jnp.searchsorted(cumulative, u, side="right"), count - 1).astype(jnp.int32)
+
+
 def _bfs(walls: np.ndarray, start: tuple[int, int]) -> np.ndarray:
     """[H, W] int32 4-connected path lengths (in cells) from `start`; -1 where unreachable."""
     height, width = walls.shape
@@ -316,6 +325,7 @@ class PointMaze:
     success_radius: float = 0.5
     random_start: bool = False
     pairs: tuple[tuple[int, int], ...] | None = None  # (start, goal) indices into layout.free_cells
+    pair_weights: tuple[float, ...] | None = None  # sampling weights of `pairs` (None = uniform)
     terminate_at_goal: bool = False
     name: str = "point-maze"
     dt: float = 0.1
@@ -386,7 +396,7 @@ class PointMaze:
         u = jax.random.uniform(key, (6,), jnp.float32)
         pick = lambda x, n: jnp.minimum((x * n).astype(jnp.int32), n - 1)
         if self.pairs is not None:
-            i = pick(u[0], len(starts))
+            i = pick_pair(u[0], self.pair_weights, len(starts))
             start, goal = jnp.asarray(start_xy)[i], jnp.asarray(goal_xy)[i]
         else:
             start, goal = (

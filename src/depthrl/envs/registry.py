@@ -15,7 +15,7 @@ from depthrl.envs import episodic
 from depthrl.envs.crawler import CrawlerMaze
 from depthrl.envs.maze import BUILTIN_LAYOUTS, Layout, PointMaze, parse_layout
 from depthrl.envs.physics import catalog as physics_catalog
-from depthrl.envs.stitching import longest_path, stitching_pairs
+from depthrl.envs.stitching import PROTOCOLS, longest_path, pair_set
 from depthrl.envs.wrappers import EpisodeWrapper, VmapWrapper
 from depthrl.errors import ConfigError, check_positive
 
@@ -68,6 +68,10 @@ class EnvConfig:
     """With --stitching: smallest shortest-path distance (cells) between evaluation start and goal."""
     stitch_eval_max: int = 6
     """With --stitching: largest shortest-path distance (cells) between evaluation start and goal."""
+    stitch_pairs: str = "all"
+    """With --stitching: `all` draws every start/goal pair in the distance range, both directions, uniformly;
+    `forward` is the paper code's protocol: pairs along the corridor from the R cell onwards (goal ahead of the
+    start), equal total weight per distance (corridor mazes with one R cell: U, U4, U5)."""
     physics_backend: str | None = None
     """Physics envs only: brax pipeline spring, generalized or mjx (None = the task's: spring, mjx for the arm)."""
     early_termination: bool | None = None
@@ -122,6 +126,7 @@ class EnvConfig:
                 ("--stitch-train-max", "stitch_train_max"),
                 ("--stitch-eval-min", "stitch_eval_min"),
                 ("--stitch-eval-max", "stitch_eval_max"),
+                ("--stitch-pairs", "stitch_pairs"),
             ):
                 if getattr(self, name) != getattr(defaults, name):
                     raise ConfigError(flag, getattr(self, name), "only used with --stitching")
@@ -142,7 +147,9 @@ class EnvConfig:
                 self.stitch_eval_max,
                 f"must be >= --stitch-eval-min={self.stitch_eval_min}",
             )
-        if not stitching_pairs(layout, self.stitch_eval_min, self.stitch_eval_max):
+        if self.stitch_pairs not in PROTOCOLS:
+            raise ConfigError("--stitch-pairs", self.stitch_pairs, f"choose one of {', '.join(PROTOCOLS)}")
+        if not pair_set(layout, self.stitch_pairs, self.stitch_eval_min, self.stitch_eval_max)[0]:
             raise ConfigError(
                 "--stitch-eval-min",
                 self.stitch_eval_min,
@@ -238,10 +245,10 @@ def _point_mazes(cfg: EnvConfig) -> tuple[PointMaze, PointMaze, int]:
     if cfg.success_radius is not None:
         common["success_radius"] = cfg.success_radius
     if cfg.stitching:
-        train = body(pairs=stitching_pairs(layout, 1, cfg.stitch_train_max), **common)
-        evaluation = body(
-            pairs=stitching_pairs(layout, cfg.stitch_eval_min, cfg.stitch_eval_max), **common
-        )
+        pairs, weights = pair_set(layout, cfg.stitch_pairs, 1, cfg.stitch_train_max)
+        train = body(pairs=pairs, pair_weights=weights, **common)
+        pairs, weights = pair_set(layout, cfg.stitch_pairs, cfg.stitch_eval_min, cfg.stitch_eval_max)
+        evaluation = body(pairs=pairs, pair_weights=weights, **common)
     else:
         train = evaluation = body(**common)
     length = cfg.episode_length or max(train.default_episode_length, evaluation.default_episode_length)

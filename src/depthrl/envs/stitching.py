@@ -1,9 +1,18 @@
 """Stitching (1000-layer paper, §"stitching"): train on short start→goal pairs, evaluate on longer ones.
 
-Training episodes start and end in cells at most `stitch_train_max` cells apart along the maze's
-shortest path (BFS, 4-connected); evaluation uses pairs `stitch_eval_min..stitch_eval_max` apart. Any
-free cell may be a start or a goal (the layout's R/G marks are ignored); a cell is never paired with
-itself. An agent that solves the evaluation pairs must stitch pieces of its training trajectories.
+Two protocols (`--stitch-pairs`):
+
+  all      every (start, goal) pair of free cells whose shortest-path distance (BFS, 4-connected) lies in
+           the range, in both directions, drawn uniformly; the layout's R/G marks are ignored.
+  forward  the paper code's (scaling-crl `envs/ant_maze_generalization.py`, env ids like
+           `ant_u4_maze_gen_1f2f3f`): the maze must be a corridor; the path runs from its R cell to the
+           corridor's other end, and a pair is (path[i], path[i + d]) for each distance d in the range, so
+           the goal always lies further along the path than the start. Each distance gets the same total
+           weight (1 / number of distances) and the pairs of one distance share it equally.
+
+Training uses distances 1..`stitch_train_max`, evaluation `stitch_eval_min..stitch_eval_max`; a cell is
+never paired with itself. An agent that solves the evaluation pairs must stitch pieces of its training
+trajectories.
 """
 
 from __future__ import annotations
@@ -11,9 +20,14 @@ from __future__ import annotations
 import numpy as np
 
 from depthrl.envs.maze import Layout, cell_distances
+from depthrl.errors import ConfigError
+
+PROTOCOLS = ("all", "forward")
+
+Pairs = tuple[tuple[int, int], ...]
 
 
-def stitching_pairs(layout: Layout, min_cells: int, max_cells: int) -> tuple[tuple[int, int], ...]:
+def stitching_pairs(layout: Layout, min_cells: int, max_cells: int) -> Pairs:
     """All (start, goal) free-cell index pairs with BFS distance in [max(min_cells, 1), max_cells].
 
     Indices refer to `layout.free_cells`; the result is a tuple (static, hashable), possibly empty.
@@ -26,3 +40,49 @@ def stitching_pairs(layout: Layout, min_cells: int, max_cells: int) -> tuple[tup
 def longest_path(layout: Layout) -> int:
     """The largest BFS distance between two connected free cells (the maze's diameter in cells)."""
     return int(cell_distances(layout).max())
+
+
+def forward_path(layout: Layout) -> tuple[int, ...]:
+    """Free-cell indices along the corridor from the layout's single R cell to the corridor's far end.
+
+    Raises ConfigError (naming --stitch-pairs) unless the layout has one R cell and the walk from it never
+    branches (the paper code's generalisation mazes: U, U4, U5).
+    """
+    cells = [tuple(int(v) for v in rc) for rc in layout.free_cells]
+    index = {rc: i for i, rc in enumerate(cells)}
+    if len(layout.reset_indices) != 1:
+        raise ConfigError("--stitch-pairs", "forward", f"needs a maze with exactly one R cell ({layout.name!r} has "
+                                                       f"{len(layout.reset_indices)})")
+    path = [int(layout.reset_indices[0])]
+    while True:
+        r, c = cells[path[-1]]
+        ahead = [index[n] for n in ((r, c + 1), (r + 1, c), (r, c - 1), (r - 1, c)) if n in index
+                 and index[n] not in path]
+        if not ahead:
+            return tuple(path)
+        if len(ahead) > 1:
+            raise ConfigError("--stitch-pairs", "forward", f"needs a corridor maze: the path from the R cell of "
+                                                           f"{layout.name!r} branches at cell {cells[path[-1]]}")
+        path.append(ahead[0])
+
+
+def forward_pairs(layout: Layout, min_cells: int, max_cells: int) -> tuple[Pairs, tuple[float, ...]]:
+    """(pairs, weights) of the forward protocol: (path[i], path[i + d]) for d in [max(min_cells, 1), max_cells],
+    each distance's pairs sharing 1 / (number of distances with pairs) equally. Possibly empty."""
+    path = forward_path(layout)
+    distances = [d for d in range(max(min_cells, 1), max_cells + 1) if d < len(path)]
+    pairs, weights = [], []
+    for d in distances:
+        count = len(path) - d
+        pairs += [(path[i], path[i + d]) for i in range(count)]
+        weights += [1.0 / (len(distances) * count)] * count
+    return tuple(pairs), tuple(weights)
+
+
+def pair_set(layout: Layout, protocol: str, min_cells: int, max_cells: int) -> tuple[Pairs, tuple[float, ...] | None]:
+    """(pairs, weights) of a stitching protocol (weights None = uniform over the pairs)."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError("--stitch-pairs", protocol, f"choose one of {', '.join(PROTOCOLS)}")
+    if protocol == "forward":
+        return forward_pairs(layout, min_cells, max_cells)
+    return stitching_pairs(layout, min_cells, max_cells), None

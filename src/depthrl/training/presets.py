@@ -36,6 +36,7 @@ from depthrl.training.loop import TrainConfig
 TABLE1: dict[str, tuple[float, float]] = {
     "Humanoid": (12.6, 649.0),
     "Humanoid U-Maze": (3.2, 159.0),
+    "Humanoid Big Maze": (0.06, 59.0),
     "Ant U4-Maze": (11.4, 286.0),
     "Ant U5-Maze": (0.97, 61.0),
     "Ant Big Maze": (61.0, 441.0),
@@ -179,7 +180,8 @@ def paper_env(env: str) -> EnvConfig:
 
 # Table 1 task -> the registered physics env that runs it.
 TABLE1_ENVS: dict[str, str] = {
-    "Humanoid": "humanoid", "Humanoid U-Maze": "humanoid-u-maze", "Ant U4-Maze": "ant-u4-maze",
+    "Humanoid": "humanoid", "Humanoid U-Maze": "humanoid-u-maze", "Humanoid Big Maze": "humanoid-big-maze",
+    "Ant U4-Maze": "ant-u4-maze",
     "Ant U5-Maze": "ant-u5-maze", "Ant Big Maze": "ant-big-maze", "Ant Hardest Maze": "ant-hardest-maze",
     "Arm Push Easy": "arm-push-easy", "Arm Push Hard": "arm-push-hard", "Arm Binpick Hard": "arm-binpick-hard",
 }
@@ -212,9 +214,11 @@ def _gpu_presets() -> list[Preset]:
         for depth in (4, 64):
             presets.append(Preset(
                 f"ant-stitch-d{depth}", "crl", "gpu", "stitching",
-                f"Ant stitching, depth {depth}: train on U4-maze cell pairs <= 3 apart, evaluate on 4-6 apart.",
+                f"Ant stitching, depth {depth}: train on U4-maze forward pairs 1-3 cells apart, evaluate on 4-6 "
+                "apart (the paper code's protocol: pairs along the path, equal weight per distance).",
                 "finding (g): deeper networks reach the unseen longer pairs more often (no single number)",
-                EnvConfig(env="ant-u4-maze-stitch"), CRLConfig(depth=depth, width=256, batch_size=512),
+                EnvConfig(env="ant-u4-maze-stitch", stitch_pairs="forward"),
+                CRLConfig(depth=depth, width=256, batch_size=512),
                 _PAPER_TRAIN, f"runs/ant-stitch-d{depth}"))
     if "ant-u-maze" in catalog.ENVS:
         for depth in (4, 64):

@@ -70,7 +70,7 @@ def maze_view(env: Any) -> tuple[Any, float] | None:
     """(maze layout, metres per cell) of the env under the wrappers, None for an env without a maze.
 
     Point mazes work in cell units (1.0); the physics mazes (Ant, Humanoid) scale each cell to
-    `cell_size` metres, so a torso position divided by it lands on the layout's drawing.
+    `cell_size` metres, with rows along x (their `drawing_xy` maps a position onto the layout's drawing).
     """
     from depthrl.envs.wrappers import unwrapped
 

@@ -3,8 +3,8 @@
 The tasks are JaxGCRL's arm tasks (Bortkiewicz et al. 2025, `envs/manipulation/arm_*.py`), which the
 1000-layer paper trains on; their numbers were read from JaxGCRL's public sources, the code is depthrl's.
 
-  state (18) = cube position (3) ++ the 7 arm joint angles ++ end-effector position (3) and linear
-               velocity (3) ++ distance between the fingers (1) ++ mean finger actuator force / 100 (1)
+  state (17) = cube position (3) ++ the 7 arm joint angles ++ end-effector position (3) and linear
+               velocity (3) ++ distance between the fingers (1)
   goal (3)   = target cube position; goal_indices (0, 1, 2); success within 0.1 m of it
   action (5) = target angles of joints 1, 2, 4 and 6, each [-1, 1] mapped onto JaxGCRL's working range
                (joints 3 and 5 held at 0, joint 7 at 1.4487), and the gripper (> 0 closes, else opens)
@@ -13,17 +13,21 @@ The tasks are JaxGCRL's arm tasks (Bortkiewicz et al. 2025, `envs/manipulation/a
   push-easy     (-0.1, 0.6) ± 0.1             (0.1, 0.6) ± 0.1         two 0.2 m pads on the table
   push-hard     (-0.25, 0.65) ± 0.25          (0.25, 0.65) ± 0.25      two 0.5 m pads
   binpick-hard  (-0.3, 0.6) ± 0.15            (0.3, 0.6) ± 0.15        two 0.39 m bins with 6.6 cm walls
+  binpick-easy  (-0.15, 0.6) ± 0.09           (0.17, 0.6) ± 0.09       two 0.29 m bins at x = ∓0.17
 
-The goal height is 0.03 m (the cube resting on the table). MJX settings as JaxGCRL: timestep 2 ms,
-25 physics steps per env step, 6 solver / 12 line-search iterations, implicit-fast integration.
+The cube is dropped from z = 0.07 m at reset (it lands resting at 0.03 m, the goal height). MJX settings
+as the paper's code: timestep 2 ms, 25 physics steps per env step, 6 solver / 12 line-search iterations,
+implicit-fast integration.
 
-The robot model is built here without meshes: MuJoCo Menagerie's Panda kinematics, joint limits,
-armature, damping, inertias and position actuators (Apache-2.0), with JaxGCRL's collision geoms (a
-capsule hand, box fingers) and contact pairs. brax fuses the joint-less hand into link 7, whose explicit
-inertia then stands for both (so the hand adds no mass, in JaxGCRL's model as here). Differences from
-JaxGCRL, all in `docs/physics.md`: no visual meshes; no goal-marker body (the goal lives in the env state,
-so q has 16 entries, not 23); the cube starts resting on the table (JaxGCRL drops it from 4 cm); the last
-state entry is the finger actuator force (JaxGCRL's averages the other joints' actuator forces).
+The robot model is built here without meshes: MuJoCo Menagerie's Panda kinematics, joint limits, armature,
+damping and inertias (Apache-2.0), with the paper's collision geoms (a capsule hand, box fingers), contact
+pairs and actuators (scaling-crl `envs/assets/panda_*.xml`): position actuators whose gain differs from their
+stiffness on joints 3-7 (gain 2000 against stiffness 3500 on joints 3-4, 1000 against 2000 on joints 5-7, so
+without gravity those joints settle at 4/7 and 1/2 of their command) and fingers of range 0-0.08 m driven by
+a 0..255 command with gain 0.15686 (255 opens them fully). brax fuses the joint-less hand into link 7, whose
+explicit inertia then stands for both (so the hand adds no mass, in the paper's model as here). Differences
+from the paper's model, in `docs/physics.md`: no visual meshes; no goal-marker body (the goal lives in the
+env state, so q has 16 entries, not 23; the marker has no contacts and is not observed).
 """
 
 from __future__ import annotations
@@ -48,15 +52,18 @@ class ArmTask:
     goal_noise: float
     scene: str  # "pads" or "bins"
     region_half: float  # half width of each pad / bin
+    regions_xy: tuple[tuple[float, float], tuple[float, float]] | None = None  # pad / bin centres (None: cube, goal)
 
 
 ARM_TASKS: dict[str, ArmTask] = {
     "push-easy": ArmTask((-0.1, 0.6), 0.1, (0.1, 0.6), 0.1, "pads", 0.1),
     "push-hard": ArmTask((-0.25, 0.65), 0.25, (0.25, 0.65), 0.25, "pads", 0.25),
     "binpick-hard": ArmTask((-0.3, 0.6), 0.15, (0.3, 0.6), 0.15, "bins", 0.195),
+    "binpick-easy": ArmTask((-0.15, 0.6), 0.09, (0.17, 0.6), 0.09, "bins", 0.145, ((-0.17, 0.6), (0.17, 0.6))),
 }
 
 GOAL_Z = 0.03
+CUBE_DROP_Z = 0.07  # the cube's height at reset (the paper's XML), 4 cm above resting
 ARM_START = (1.571, 0.742, 0.0, -1.571, 0.0, 3.054, 1.449)  # JaxGCRL: the hand above the table's work area
 FINGER_START = 0.04
 # Working range of the 7 joint targets (JaxGCRL): actions drive joints 1, 2, 4, 6; 3, 5 and 7 are fixed.
@@ -82,12 +89,15 @@ _LINKS = (
     ("link7", "0.088 0 0", "1 1 0 0", None, (0.735522, "0.010517 -0.004252 0.061597",
                                              "0.012516 0.010027 0.004815 -0.000428 -0.001196 -0.000741")),
 )
-# Position actuators (Menagerie): kp, kv, force limit, control range (None = the default ±2.8973).
+# Position actuators (the paper's panda_*.xml): gain, stiffness, damping, force limit, control range (None = the
+# default ±2.8973). force = gain * ctrl - stiffness * q - damping * qd.
 _ACTUATORS = (
-    (4500, 450, 87, None), (4500, 450, 87, "-1.7628 1.7628"), (3500, 350, 87, None),
-    (3500, 350, 87, "-3.0718 -0.0698"), (2000, 200, 12, None), (2000, 200, 12, "-0.0175 3.7525"),
-    (2000, 200, 12, None),
+    (4500, 4500, 450, 87, None), (4500, 4500, 450, 87, "-1.7628 1.7628"), (2000, 3500, 350, 87, None),
+    (2000, 3500, 350, 87, "-3.0718 -0.0698"), (1000, 2000, 200, 12, None), (1000, 2000, 200, 12, "-0.0175 3.7525"),
+    (1000, 2000, 200, 12, None),
 )
+FINGER_RANGE = 0.08  # m per finger
+FINGER_GAIN = 0.15686  # the paper's: command 255 -> 0.08 m against stiffness 500 (0.08 * 500 / 255)
 
 
 def _el(parent: ET.Element, tag: str, **attrs) -> ET.Element:
@@ -111,7 +121,7 @@ def panda_xml(task_name: str) -> str:
         contype=0, conaffinity=0)
 
     # The cube first, so that q = (cube 7, arm 7, fingers 2) and the bodies are (cube, link1..7, fingers).
-    cube = _el(world, "body", name="cube", pos=f"{task.cube_xy[0]} {task.cube_xy[1]} {GOAL_Z}")
+    cube = _el(world, "body", name="cube", pos=f"{task.cube_xy[0]} {task.cube_xy[1]} {CUBE_DROP_Z}")
     _el(cube, "freejoint", name="cube_joint")
     _el(cube, "geom", name="cube_geom", type="box", size="0.03 0.03 0.03", rgba="0 0.4 0 1", contype=0,
         conaffinity=0)
@@ -125,13 +135,13 @@ def panda_xml(task_name: str) -> str:
     for side, quat in (("left", None), ("right", "0 0 0 1")):
         finger = _el(hand, "body", name=f"{side}_finger", pos="0 0 0.0584", quat=quat)
         _el(finger, "inertial", mass=0.015, pos="0 0 0", diaginertia="2.375e-6 2.375e-6 7.5e-7")
-        _el(finger, "joint", name=f"{side}_finger_joint", type="slide", axis="0 1 0", range="0 0.05")
+        _el(finger, "joint", name=f"{side}_finger_joint", type="slide", axis="0 1 0", range=f"0 {FINGER_RANGE}")
         _el(finger, "geom", name=f"{side}_finger_geom", type="box", size="0.015 0.005 0.04", pos="0 0.0055 0.035",
             friction="10 0.005 0.0001")
 
     colours = ("0 0.2 0.8 1", "0.8 0 0 1")
     bin_walls = []
-    for label, (x, y), rgba in zip("AB", (task.cube_xy, task.goal_xy), colours, strict=True):
+    for label, (x, y), rgba in zip("AB", task.regions_xy or (task.cube_xy, task.goal_xy), colours, strict=True):
         region = _el(world, "body", name=f"region{label}", pos=f"{x} {y} 0")
         h = task.region_half
         if task.scene == "pads":
@@ -159,12 +169,12 @@ def panda_xml(task_name: str) -> str:
         _el(contact, "pair", geom1=a, geom2=b)
 
     actuators = _el(root, "actuator")
-    for i, (kp, kv, force, ctrl_range) in enumerate(_ACTUATORS, start=1):
-        _el(actuators, "general", **{"class": "panda"}, name=f"actuator{i}", joint=f"joint{i}", gainprm=kp,
+    for i, (gain, kp, kv, force, ctrl_range) in enumerate(_ACTUATORS, start=1):
+        _el(actuators, "general", **{"class": "panda"}, name=f"actuator{i}", joint=f"joint{i}", gainprm=gain,
             biasprm=f"0 {-kp} {-kv}", forcerange=f"{-force} {force}", ctrlrange=ctrl_range)
-    for side in ("left", "right"):  # 0 (closed) .. 255 (open) -> 0 .. 0.05 m per finger, as JaxGCRL's remap
+    for side in ("left", "right"):  # 0 (closed) .. 255 (open) -> 0 .. 0.08 m per finger, the paper's remap
         _el(actuators, "general", **{"class": "panda"}, name=f"{side}_finger_actuator", joint=f"{side}_finger_joint",
-            forcerange="-500 500", ctrlrange="0 255", gainprm="0.09804 0 0", biasprm="0 -500 -50")
+            forcerange="-500 500", ctrlrange="0 255", gainprm=f"{FINGER_GAIN} 0 0", biasprm="0 -500 -50")
     return ET.tostring(root, encoding="unicode")
 
 
@@ -202,7 +212,7 @@ class Arm:
 
     @property
     def spec(self) -> EnvSpec:
-        return EnvSpec(name=self.name, obs_dim=21, action_dim=5, state_dim=18, goal_indices=(0, 1, 2),
+        return EnvSpec(name=self.name, obs_dim=20, action_dim=5, state_dim=17, goal_indices=(0, 1, 2),
                        episode_length=self.episode_length, success_radius=self.success_radius)
 
     @property
@@ -217,7 +227,7 @@ class Arm:
         cube_key, goal_key = jax.random.split(key)
         cube_xy = jnp.asarray(task.cube_xy) + task.cube_noise * jax.random.uniform(cube_key, (2,), minval=-1.0)
         goal_xy = jnp.asarray(task.goal_xy) + task.goal_noise * jax.random.uniform(goal_key, (2,), minval=-1.0)
-        cube = jnp.concatenate([cube_xy, jnp.array([GOAL_Z, 1.0, 0.0, 0.0, 0.0])])
+        cube = jnp.concatenate([cube_xy, jnp.array([CUBE_DROP_Z, 1.0, 0.0, 0.0, 0.0])])
         q = jnp.concatenate([cube, jnp.asarray(ARM_START), jnp.full(2, FINGER_START)])
         goal = jnp.concatenate([goal_xy, jnp.array([GOAL_Z])]).astype(jnp.float32)
         physics = self.init_physics(q, jnp.zeros(self.system.qd_size()), goal)
@@ -243,13 +253,12 @@ class Arm:
         return self._state(state.physics.replace(pipeline=next_pipeline))
 
     def arm_state(self, pipeline_state) -> jax.Array:
-        """[18] the state part of the observation (see the module docstring)."""
+        """[17] the state part of the observation (see the module docstring)."""
         links = pipeline_state.x.pos  # bodies after brax fuses joint-less ones: cube, link1..7 (+hand), fingers
         eef, left, right = 7, 8, 9
         finger_distance = jnp.linalg.norm(links[right] - links[left])[None]
-        finger_force = jnp.mean(pipeline_state.qfrc_actuator[-2:], keepdims=True) / 100.0
         return jnp.concatenate([pipeline_state.q[:3], pipeline_state.q[7:14], links[eef], pipeline_state.xd.vel[eef],
-                                finger_distance, finger_force])
+                                finger_distance])
 
     def _state(self, physics: Physics) -> State:
         arm_state = self.arm_state(physics.pipeline).astype(jnp.float32)

@@ -11,7 +11,7 @@ from typing import Any
 
 from depthrl.envs import physics
 from depthrl.envs.maze import BUILTIN_LAYOUTS, parse_layout
-from depthrl.envs.stitching import longest_path, stitching_pairs
+from depthrl.envs.stitching import PROTOCOLS, longest_path, pair_set
 from depthrl.errors import ConfigError, check_positive
 
 CUSTOM = ""  # `maze` of a task whose layout comes from --layout
@@ -34,7 +34,7 @@ class PhysicsTask:
         return ("mjx",) if self.robot == "arm" else ("spring", "generalized", "mjx")
 
 
-_ANT, _HUMANOID, _ARM = (31, 8), (249, 17), (21, 5)
+_ANT, _HUMANOID, _ARM = (31, 8), (271, 17), (20, 5)
 
 ENVS: dict[str, PhysicsTask] = {
     "ant": PhysicsTask("ant", "Ant (brax): walk to a goal 10 m away in any direction.", *_ANT),
@@ -52,8 +52,10 @@ ENVS: dict[str, PhysicsTask] = {
     "humanoid": PhysicsTask("humanoid", "Humanoid (brax): walk to a goal 1-5 m away (paper Table 1).", *_HUMANOID),
     "humanoid-u-maze": PhysicsTask("humanoid", "Humanoid in the U-maze (2 m cells, paper Table 1).", *_HUMANOID,
                                    maze="u"),
-    "humanoid-big-maze": PhysicsTask("humanoid", "Humanoid in JaxGCRL's big maze (2 m cells).", *_HUMANOID,
-                                     maze="big"),
+    "humanoid-big-maze": PhysicsTask("humanoid", "Humanoid in JaxGCRL's big maze (2 m cells, paper Table 1).",
+                                     *_HUMANOID, maze="big"),
+    "humanoid-hardest-maze": PhysicsTask("humanoid", "Humanoid in the hardest maze (2 m cells; the paper code's "
+                                                     "humanoid_hardest_maze).", *_HUMANOID, maze="hardest"),
     # The paper code's evaluation layouts (far goals only): train on the maze, --eval-env on these.
     "ant-u-maze-eval": PhysicsTask("ant", "Ant U-maze, far goals only (the paper's u_maze_eval).", *_ANT,
                                    maze="u-eval"),
@@ -73,6 +75,8 @@ ENVS: dict[str, PhysicsTask] = {
                                  *_ARM, arm_task="push-hard", backend="mjx"),
     "arm-binpick-hard": PhysicsTask("arm", "Panda arm (MJX) carries a cube from the blue bin to the red bin.",
                                     *_ARM, arm_task="binpick-hard", backend="mjx"),
+    "arm-binpick-easy": PhysicsTask("arm", "Panda arm (MJX) carries a cube between two closer, smaller bins "
+                                           "(not in Table 1).", *_ARM, arm_task="binpick-easy", backend="mjx"),
 }
 
 
@@ -107,7 +111,7 @@ def validate_config(cfg: Any) -> None:
     layout = parse_layout(cfg.layout if task.maze == CUSTOM else task.maze) if task.maze is not None else None
     if not stitching:
         for flag, name in (("--stitch-train-max", "stitch_train_max"), ("--stitch-eval-min", "stitch_eval_min"),
-                           ("--stitch-eval-max", "stitch_eval_max")):
+                           ("--stitch-eval-max", "stitch_eval_max"), ("--stitch-pairs", "stitch_pairs")):
             if getattr(cfg, name) != getattr(defaults, name):
                 raise ConfigError(flag, getattr(cfg, name), "only used with --stitching")
         return
@@ -121,7 +125,9 @@ def validate_config(cfg: Any) -> None:
     if cfg.stitch_eval_max < cfg.stitch_eval_min:
         raise ConfigError("--stitch-eval-max", cfg.stitch_eval_max,
                           f"must be >= --stitch-eval-min={cfg.stitch_eval_min}")
-    if not stitching_pairs(layout, cfg.stitch_eval_min, cfg.stitch_eval_max):
+    if cfg.stitch_pairs not in PROTOCOLS:
+        raise ConfigError("--stitch-pairs", cfg.stitch_pairs, f"choose one of {', '.join(PROTOCOLS)}")
+    if not pair_set(layout, cfg.stitch_pairs, cfg.stitch_eval_min, cfg.stitch_eval_max)[0]:
         raise ConfigError("--stitch-eval-min", cfg.stitch_eval_min,
                           f"no two cells of maze {layout.name!r} are {cfg.stitch_eval_min}..{cfg.stitch_eval_max} "
                           f"cells apart (its longest shortest path is {longest_path(layout)} cells)")
@@ -150,8 +156,10 @@ def make_envs(cfg: Any) -> tuple[Any, Any, int]:
     layout = parse_layout(cfg.layout if task.maze == CUSTOM else task.maze)
     common.update(robot=task.robot, maze=layout)
     if cfg.stitching or task.stitching:
-        train = Locomotion(pairs=stitching_pairs(layout, 1, cfg.stitch_train_max), **common)
-        evaluation = Locomotion(pairs=stitching_pairs(layout, cfg.stitch_eval_min, cfg.stitch_eval_max), **common)
+        pairs, weights = pair_set(layout, cfg.stitch_pairs, 1, cfg.stitch_train_max)
+        train = Locomotion(pairs=pairs, pair_weights=weights, **common)
+        pairs, weights = pair_set(layout, cfg.stitch_pairs, cfg.stitch_eval_min, cfg.stitch_eval_max)
+        evaluation = Locomotion(pairs=pairs, pair_weights=weights, **common)
         return train, evaluation, length
     env = Locomotion(random_start=cfg.random_start, **common)
     return env, env, length

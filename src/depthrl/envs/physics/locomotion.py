@@ -5,20 +5,22 @@ Task definitions follow JaxGCRL (Bortkiewicz et al. 2025) and the 1000-layer pap
 
   robot     state (obs without goal)                                   goal              radius
   ant       q (15: torso xyz, quaternion, 8 joints) ++ qd (14) = 29     torso (x, y)      0.5
-  humanoid  q (24) ++ qd (23) ++ per-link com inertia (11 x 10) ++      torso (x, y, z),  0.5
-            per-link com velocity (11 x 6) ++ actuator forces (23)      z goal = 1.25
-            = 246
+  humanoid  q (26) ++ qd (25) ++ per-link com inertia (12 x 10) ++      torso (x, y, z),  0.5
+            per-link com velocity (12 x 6) ++ actuator forces (25)      z goal = 1.25
+            = 268
 
-JaxGCRL's states are the same except that its MJCF carries the goal as a body on two slide joints: its
-Ant drops them (29), its Humanoid keeps them (268 = 246 + 2 q + 2 qd + 16 link features + 2 forces).
+The Humanoid's model carries the paper's goal body (`target`, on two slide joints, placed at the goal at
+reset; no contacts), so its q, qd, links and forces include it and its state is the paper's 268 entries,
+centre-of-mass features included. The Ant's has no goal body (the paper's Ant drops those entries: 29).
 
 Goals: Ant in the open, uniform on the circle of radius 10 around the start (the origin); Humanoid in the
 open, at a distance uniform in [1, 5] and a uniform angle. Mazes: episodes start at the centre of a
 reset cell (`R`) and the goal is the centre of a goal cell (`G`), both drawn uniformly; cells are 4 m
-for the Ant and 2 m for the Humanoid (JaxGCRL's maze_size_scaling). Stitching draws (start, goal) cell
-pairs instead (`depthrl.envs.stitching`). The Ant starts with uniform noise of ±0.1 on its joint angles
-and height (normal noise of 0.1 on its velocities) as JaxGCRL's; the Humanoid starts still at brax's
-initial pose (JaxGCRL's reset noise is 0).
+for the Ant and 2 m for the Humanoid, and cell (row r, column c) is centred at (r, c) × cell size, as in
+the paper's code (`assets`). Stitching draws (start, goal) cell pairs instead (`depthrl.envs.stitching`).
+The Ant starts with uniform noise of ±0.1 added to every entry of q (torso position, its quaternion as
+is, joint angles) and normal noise of 0.1 on qd, as the paper's; the Humanoid starts still at brax's
+initial pose, facing +x (reset noise 0).
 
 Early termination (`terminate`; on by default, as the paper's code sets `terminate_when_unhealthy`):
 an episode ends on the step after which the torso height (the torso body's z) leaves the healthy range,
@@ -27,10 +29,10 @@ buffer keeps variable-length episodes apart. Reward = 1 within the success radiu
 [-1, 1]: the Ant's are its motor controls, the Humanoid's are scaled to its actuators' control range
 (±0.4), as brax's Humanoid does.
 
-Backends (n_frames physics steps per env step): spring (Ant timestep 0.005 s × 10, Humanoid 0.0015 s ×
-10 with gears 350/100: brax's settings; the paper's code runs these for the Ant and the Humanoid mazes,
-but its open Humanoid effectively steps 0.003 s, see docs/physics.md), generalized (the assets' timesteps × 5),
-mjx (Newton solver, 1 iteration, 4 line-search iterations, no Euler damping, × 5, as JaxGCRL).
+Backends (n_frames physics steps per env step): spring (`spring_timestep` × 10: Ant 0.005 s, Humanoid
+mazes 0.0015 s, open Humanoid 0.003 s, what the paper's code effectively runs; Humanoid gears 350/100 as
+brax's spring Humanoid), generalized (the assets' timesteps × 5), mjx (Newton solver, 1 iteration,
+4 line-search iterations, no Euler damping, × 5, as JaxGCRL).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ import numpy as np
 from flax import struct
 
 from depthrl.envs.base import EnvSpec, State
-from depthrl.envs.maze import Layout, cell_distances
+from depthrl.envs.maze import Layout, cell_distances, pick_pair
 from depthrl.envs.physics import assets
 
 BACKENDS = ("spring", "generalized", "mjx")
@@ -63,6 +65,18 @@ class Physics:
     goal: jax.Array  # [goal_dim]
 
 
+def spring_timestep(robot: str, maze: bool) -> float:
+    """The spring pipeline's physics step (s) that the paper's code effectively runs (10 per env step).
+
+    Ant and Humanoid mazes: its `sys.replace(dt=...)`, 0.005 s and 0.0015 s. Open Humanoid: its override
+    sets `opt.timestep = 0.0015`, which brax 0.10.1's spring pipeline never reads (it steps `sys.dt`), so the
+    asset's 0.003 s stands (scaling-crl `envs/humanoid.py`, `envs/assets/humanoid.xml`).
+    """
+    if robot == "ant":
+        return 0.005
+    return 0.0015 if maze else 0.003
+
+
 @functools.lru_cache(maxsize=32)
 def load_system(robot: str, maze: Layout | None, scale: float, backend: str):
     """(brax System, n_frames) of a robot in a maze (or the open), configured for `backend`. Cached."""
@@ -76,7 +90,7 @@ def load_system(robot: str, maze: Layout | None, scale: float, backend: str):
         sys = mjcf.loads(xml)
         n_frames = 5
         if backend == "spring":
-            sys = sys.tree_replace({"opt.timestep": 0.005 if robot == "ant" else 0.0015})
+            sys = sys.tree_replace({"opt.timestep": spring_timestep(robot, maze is not None)})
             n_frames = 10
             if robot == "humanoid":  # brax's spring humanoid: stronger hips and legs, weaker arms
                 gear = jnp.array([350.0] * 11 + [100.0] * 6)
@@ -117,6 +131,7 @@ class Locomotion:
     name: str
     maze: Layout | None = None
     pairs: tuple[tuple[int, int], ...] | None = None
+    pair_weights: tuple[float, ...] | None = None  # sampling weights of `pairs` (None = uniform)
     random_start: bool = False
     backend: str = "spring"
     success_radius: float = 0.5
@@ -171,8 +186,14 @@ class Locomotion:
                        episode_length=self.episode_length, success_radius=self.success_radius)
 
     def cell_centres(self, indices: np.ndarray) -> np.ndarray:
-        """[n, 2] world (x, y) of the centres of the maze's free cells `indices`."""
-        return self.maze.centers(indices) * self.cell_size
+        """[n, 2] world (x, y) of the centres of the maze's free cells `indices` ((row, column) × cell size)."""
+        return assets.cell_xy(self.maze, indices, self.cell_size)
+
+    def drawing_xy(self, xy: np.ndarray) -> np.ndarray:
+        """World (x, y) [..., 2] -> the maze drawing's coordinates in cells (x = column + 0.5, y = row + 0.5 at a
+        cell's centre, as the point mazes and `depthrl.envs.render` use)."""
+        xy = np.asarray(xy, dtype=float)
+        return xy[..., ::-1] / self.cell_size + 0.5
 
     @functools.cached_property
     def _start_and_goal_cells(self) -> tuple[np.ndarray, np.ndarray]:
@@ -202,7 +223,7 @@ class Locomotion:
             starts, goals = self._start_and_goal_cells
             start_xy, goal_xy = jnp.asarray(self.cell_centres(starts)), jnp.asarray(self.cell_centres(goals))
             if self.pairs is not None:
-                i = jax.random.randint(key, (), 0, len(starts))
+                i = pick_pair(jax.random.uniform(key), self.pair_weights, len(starts))
                 start, xy = start_xy[i], goal_xy[i]
             else:
                 start_key, goal_key = jax.random.split(key)
@@ -222,11 +243,12 @@ class Locomotion:
         start, goal = self._sample_start_goal(goal_key)
         q = jnp.asarray(sys.init_q)
         qd = jnp.zeros(sys.qd_size())
-        if self.robot == "ant":  # JaxGCRL: uniform ±0.1 on the height and joints, normal 0.1 on velocities
-            noise = jax.random.uniform(q_key, q.shape, minval=-0.1, maxval=0.1)
-            q = q.at[2].add(noise[2]).at[7:].add(noise[7:])
-            qd = 0.1 * jax.random.normal(qd_key, qd.shape)
         q = q.at[:2].set(start)
+        if self.robot == "ant":  # the paper's: uniform ±0.1 on every q entry (quaternion included), normal 0.1 on qd
+            q = q + jax.random.uniform(q_key, q.shape, minval=-0.1, maxval=0.1)
+            qd = 0.1 * jax.random.normal(qd_key, qd.shape)
+        if self.robot == "humanoid":  # the paper's goal body (its last two q entries) sits at the goal
+            q = q.at[-2:].set(goal[:2])
         physics = self.init_physics(q, qd, goal)
         return self._state(physics, jnp.zeros(sys.act_size()), jnp.zeros((), jnp.float32))
 
