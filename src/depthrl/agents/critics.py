@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -39,8 +38,8 @@ from depthrl.envs.base import EnvSpec
 from depthrl.errors import ConfigError, check_choice, check_open_unit, check_positive
 from depthrl.losses import value_dist as vd
 from depthrl.networks.diagnostics import torso_diagnostics
-from depthrl.networks.heads import CategoricalValueHead, ScalarHead
-from depthrl.networks.torso import NetworkConfig, ResidualTorso
+from depthrl.networks.heads import ValueNetwork
+from depthrl.networks.torso import NetworkConfig
 
 NUM_CRITICS = 2  # twin critics: the TD target takes the minimum of the two target critics
 
@@ -113,21 +112,6 @@ class ActorCriticConfig(ActorCriticNetworkFlags):
                           support=self.support(), sigma_ratio=self.sigma_ratio)
 
 
-class CriticNetwork(nn.Module):
-    """Residual torso + value head: ``[..., S + A + G] -> [...]`` (num_bins 0) or ``[..., num_bins]`` logits."""
-
-    config: NetworkConfig
-    num_bins: int  # 0: a scalar Q (mse)
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        h = ResidualTorso(self.config, name="torso")(x)
-        precision = self.config.precision
-        if self.num_bins:
-            return CategoricalValueHead(self.num_bins, precision, name="head")(h)
-        return ScalarHead(precision, name="head")(h)
-
-
 @dataclasses.dataclass(frozen=True)
 class TwinCritic:
     """Two critics with one params tree (leading axis NUM_CRITICS) and the TD loss of --critic-loss. Hashable."""
@@ -138,8 +122,9 @@ class TwinCritic:
     sigma_ratio: float = 0.75
 
     @property
-    def net(self) -> CriticNetwork:
-        return CriticNetwork(self.network, 0 if self.loss == "mse" else self.support.num_bins)
+    def net(self) -> ValueNetwork:
+        """One critic: ``[..., S + A + G] -> [...]`` (mse) or ``[..., num_bins]`` logits."""
+        return ValueNetwork(self.network, None, 0 if self.loss == "mse" else self.support.num_bins)
 
     def init(self, key: jax.Array, in_dim: int) -> Any:
         example = jnp.zeros((1, in_dim), jnp.float32)

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from depthrl.agents.optim import optimizer_step
 from depthrl.agents.value_heads import ValueFlags, read_value, scalar_target_loss, value_network
 from depthrl.envs.base import EnvSpec
 from depthrl.errors import ConfigError, check_open_unit, check_positive
@@ -172,8 +173,7 @@ class DQN:
         del key  # DQN's update is deterministic given the batch
         params = state.params
         (loss, aux), grads = jax.value_and_grad(self.td_loss, has_aux=True)(params.online, params.target, batch)
-        updates, opt = self._optimizer().update(grads, state.opt, params.online)
-        online = optax.apply_updates(params.online, updates)
+        online, opt = optimizer_step(self._optimizer(), grads, state.opt, params.online)
         sgd_steps = state.sgd_steps + 1
         refresh = sgd_steps % self.config.target_update_period == 0
         target = jax.tree.map(lambda o, t: jnp.where(refresh, o, t), online, params.target)

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 
-import flax.linen as nn
 import jax
 
 from depthrl.agents.network_flags import NetworkFlags
 from depthrl.errors import ConfigError, check_choice
 from depthrl.losses import value_dist as vd
-from depthrl.networks.heads import CategoricalValueHead
-from depthrl.networks.torso import NetworkConfig, ResidualTorso
+from depthrl.networks.heads import ValueNetwork
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,24 +66,8 @@ class ValueFlags(NetworkFlags):
         self.support.validate()  # finite v_min < v_max, num_bins >= 2
 
 
-class ValueNetwork(nn.Module):
-    """``x [..., in_dim] -> [..., num_outputs]`` (num_bins = 0) or ``[..., num_outputs, num_bins]`` logits."""
-
-    config: NetworkConfig
-    num_outputs: int
-    num_bins: int = 0
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        h = ResidualTorso(self.config, name="torso")(x)
-        bins = max(self.num_bins, 1)
-        out = CategoricalValueHead(self.num_outputs * bins, self.config.precision, name="head")(h)
-        if self.num_bins == 0:
-            return out
-        return out.reshape(out.shape[:-1] + (self.num_outputs, self.num_bins))
-
-
-def value_network(flags: ValueFlags, num_outputs: int, depth: int | None = None) -> ValueNetwork:
+def value_network(flags: ValueFlags, num_outputs: int | None, depth: int | None = None) -> ValueNetwork:
+    """The value network of these flags: scalars (mse) or logits over --num-bins; see `ValueNetwork`."""
     return ValueNetwork(flags.network(depth), num_outputs, flags.num_bins if flags.categorical else 0)
 
 

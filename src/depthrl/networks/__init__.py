@@ -2,12 +2,15 @@
 (``heads``), and cheap jittable diagnostics (``diagnostics``)."""
 
 from depthrl.networks.heads import (
+    CategoricalPolicy,
     CategoricalValueHead,
+    DeterministicPolicy,
     Encoder,
     GaussianPolicy,
     RepresentationHead,
     ScalarHead,
     TanhGaussianHead,
+    ValueNetwork,
     sample_tanh_gaussian,
     tanh_gaussian_mode,
 )
@@ -21,7 +24,9 @@ from depthrl.networks.torso import (
 )
 
 __all__ = [
+    "CategoricalPolicy",
     "CategoricalValueHead",
+    "DeterministicPolicy",
     "Encoder",
     "GaussianPolicy",
     "NetworkConfig",
@@ -30,6 +35,7 @@ __all__ = [
     "ResidualTorso",
     "ScalarHead",
     "TanhGaussianHead",
+    "ValueNetwork",
     "check_depth",
     "sample_tanh_gaussian",
     "stack_block_params",
