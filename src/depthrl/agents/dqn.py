@@ -157,7 +157,7 @@ class DQN:
         q_taken = read_value(out, c)
         if c.critic_loss == "c51":
             next_probs = jax.nn.softmax(next_target_out[rows, next_action], axis=-1)
-            target_probs = vd.c51_project(next_probs, batch["reward"], discount, c.support)
+            target_probs = vd.c51_project(next_probs, batch["reward"], discount, c.support())
             per_example = vd.cross_entropy(out, target_probs)
             y = batch["reward"] + discount * next_q_target[rows, next_action]
         else:
@@ -165,7 +165,7 @@ class DQN:
             per_example = scalar_target_loss(out, y, c)
         aux = {"critic/q": jnp.mean(q_taken), "critic/td_target": jnp.mean(y),
                "critic/td_abs_error": jnp.mean(jnp.abs(jax.lax.stop_gradient(q_taken) - y))}
-        aux["critic/out_of_support"] = vd.out_of_support_fraction(y, c.support, c.critic_loss)
+        aux["critic/out_of_support"] = vd.out_of_support_fraction(y, c.support(), c.critic_loss)
         return jnp.mean(per_example), aux
 
     def update(self, state: DQNState, batch: dict[str, jax.Array], key: jax.Array) -> tuple[DQNState, dict]:

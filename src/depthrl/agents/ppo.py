@@ -161,7 +161,7 @@ class PPO:
                "actor/approx_kl": jnp.mean(jnp.expm1(log_ratio) - log_ratio),
                "actor/clip_fraction": jnp.mean((jnp.abs(jnp.exp(log_ratio) - 1.0) > c.clip_eps).astype(jnp.float32)),
                "critic/value": jnp.mean(value), "critic/target": jnp.mean(batch["target"])}
-        aux["critic/out_of_support"] = vd.out_of_support_fraction(batch["target"], c.support, c.critic_loss)
+        aux["critic/out_of_support"] = vd.out_of_support_fraction(batch["target"], c.support(), c.critic_loss)
         return total, aux
 
     def update(self, state: PPOState, batch: dict[str, jax.Array], key: jax.Array) -> tuple[PPOState, dict]:

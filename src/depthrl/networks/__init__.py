@@ -16,6 +16,7 @@ from depthrl.networks.heads import (
 )
 from depthrl.networks.torso import (
     NetworkConfig,
+    NetworkFlags,
     ResidualBlock,
     ResidualTorso,
     check_depth,
@@ -30,6 +31,7 @@ __all__ = [
     "Encoder",
     "GaussianPolicy",
     "NetworkConfig",
+    "NetworkFlags",
     "RepresentationHead",
     "ResidualBlock",
     "ResidualTorso",
