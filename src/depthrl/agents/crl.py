@@ -24,7 +24,7 @@ from depthrl.envs.base import EnvSpec
 from depthrl.errors import ConfigError, check_choice, check_open_unit, check_positive
 from depthrl.losses import contrastive as closs
 from depthrl.networks.diagnostics import torso_diagnostics
-from depthrl.networks.heads import Encoder, GaussianPolicy
+from depthrl.networks.heads import Encoder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,9 +99,7 @@ class CRL:
     @property
     def actor(self) -> SoftActor:
         """The tanh-Gaussian policy π(a | s, g) with α tuned to --target-entropy-scale · action_dim."""
-        c = self.config
-        return SoftActor(GaussianPolicy(c.network(c.resolved_actor_depth), self.spec.action_dim), c.actor_lr,
-                         c.alpha_lr, c.target_entropy_scale * self.spec.action_dim)
+        return SoftActor.from_config(self.config, self.spec.action_dim)
 
     @property
     def sa_net(self) -> Encoder:

@@ -27,7 +27,7 @@ from depthrl.agents.optim import optimizer_step
 from depthrl.agents.soft_actor import SoftActor
 from depthrl.envs.base import EnvSpec
 from depthrl.errors import check_positive
-from depthrl.networks.heads import GaussianPolicy, sample_tanh_gaussian
+from depthrl.networks.heads import sample_tanh_gaussian
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,9 +74,7 @@ class SAC:
     @property
     def actor(self) -> SoftActor:
         """The tanh-Gaussian policy π(a | s, g) with α tuned to --target-entropy-scale · action_dim."""
-        c = self.config
-        return SoftActor(GaussianPolicy(c.network(c.resolved_actor_depth), self.spec.action_dim), c.actor_lr,
-                         c.alpha_lr, c.target_entropy_scale * self.spec.action_dim)
+        return SoftActor.from_config(self.config, self.spec.action_dim)
 
     @property
     def critic(self) -> critics.TwinCritic:

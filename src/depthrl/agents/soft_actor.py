@@ -33,6 +33,13 @@ class SoftActor:
     alpha_lr: float
     target_entropy: float  # H̄ = target_entropy_scale · action_dim
 
+    @classmethod
+    def from_config(cls, config: Any, action_dim: int) -> SoftActor:
+        """The actor of an agent config with --actor-depth, --actor-lr, --alpha-lr, --target-entropy-scale and the
+        network flags (CRL's, SAC's): H̄ = target_entropy_scale · action_dim."""
+        return cls(GaussianPolicy(config.network(config.resolved_actor_depth), action_dim), config.actor_lr,
+                   config.alpha_lr, config.target_entropy_scale * action_dim)
+
     @property
     def actor_optimizer(self) -> optax.GradientTransformation:
         return optax.adam(self.actor_lr)
