@@ -5,7 +5,7 @@
 
 `--run` calls `depthrl bench update --json` once per (depth, variant) in a fresh process each (so one compile
 does not warm the next) and appends the JSON lines to --results; without it the script only plots the
-records already there. A variant is depthrl's agent with a given --layout/--remat, or the paper's structure
+records already there. A variant is depthrl's agent with a given --network-layout/--remat, or the paper's structure
 (records with `reference_step_ms`, measured side by side in the same process as depthrl's).
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 VARIANTS = {  # label -> extra flags of `depthrl bench update`
     "auto layout (unrolled ≤ 16, scan above)": [],
-    "scan + remat": ["--layout", "scan", "--remat"],
+    "scan + remat": ["--network-layout", "scan", "--remat"],
 }
 
 

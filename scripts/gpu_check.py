@@ -4,8 +4,8 @@
   precision         the critic's L2-energy logits (`depthrl.losses.contrastive.critic_logits`, as the CRL loss
                     computes them) on the device under the default matmul precision, against a float64 NumPy
                     reference, with φ and ψ shifted by a shared offset of norm 0, 50 and 100 (the L2 energy is
-                    invariant to it; reduced-precision matmuls are not). Passes with the positives within --precision-tol
-                    and every logit within 10x it.
+                    invariant to it; reduced-precision matmuls are not). Passes with the positives within
+                    --precision-tol and every logit within 10x it.
   env_steps_per_s   env steps per second of every Table-1 task at 512 envs (a jitted scan of 100 random-action
                     steps; each task compiles in a thread while the next is traced, and runs once compiled;
                     compile_s of tasks compiled at the same time overlap).

@@ -28,7 +28,7 @@ def test_param_count_by_hand():
     assert param_count(layernorm) == (24 + 8) + 16 + 4 * (64 + 8 + 16) == 400
     no_norm = ResidualTorso(NetworkConfig(depth=4, width=8, norm="none")).init(jax.random.key(0), x)
     assert param_count(no_norm["params"]) == 32 + 4 * 72 == 320
-    scan = ResidualTorso(NetworkConfig(depth=8, width=8, layout="scan")).init(jax.random.key(0), x)
+    scan = ResidualTorso(NetworkConfig(depth=8, width=8, network_layout="scan")).init(jax.random.key(0), x)
     assert param_count(scan["params"]) == 48 + 2 * 352
 
 
@@ -64,8 +64,8 @@ def test_dormant_ratio_of_known_dead_units():
 
 def _both_layouts(depth: int = 12):
     x = jax.random.normal(jax.random.key(0), (5, 4))
-    unrolled = NetworkConfig(depth=depth, width=16, layout="unrolled")
-    scan = dataclasses.replace(unrolled, layout="scan")
+    unrolled = NetworkConfig(depth=depth, width=16, network_layout="unrolled")
+    scan = dataclasses.replace(unrolled, network_layout="scan")
     params = ResidualTorso(unrolled).init(jax.random.key(1), x)["params"]
     return x, (unrolled, params), (scan, stack_block_params(params))
 
@@ -97,7 +97,7 @@ def test_block_grad_norms_agree_across_layouts_and_by_hand():
 def test_diagnostics_find_the_torso_inside_a_composite():
     x = jnp.ones((2, 3))
     for layout in ("scan", "unrolled"):
-        encoder = Encoder(NetworkConfig(depth=8, width=8, layout=layout), out_dim=4)
+        encoder = Encoder(NetworkConfig(depth=8, width=8, network_layout=layout), out_dim=4)
         params = encoder.init(jax.random.key(0), x)["params"]
         _, state = encoder.apply({"params": params}, x, mutable=["intermediates"])
         assert block_activation_norms(state["intermediates"]).shape == (2,)

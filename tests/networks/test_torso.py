@@ -49,15 +49,15 @@ def _assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
 
 @pytest.mark.parametrize("layout", ["scan", "unrolled"])
 def test_output_shape_and_leading_axes(layout):
-    config = dataclasses.replace(SMALL, layout=layout)
+    config = dataclasses.replace(SMALL, network_layout=layout)
     x = jax.random.normal(jax.random.key(0), (2, 3, IN_DIM))
     params = _init(config, x)
     assert _apply(config, params, x).shape == (2, 3, 32)
 
 
 def test_param_tree_naming_of_both_layouts():
-    unrolled = _init(dataclasses.replace(SMALL, layout="unrolled"))
-    scan = _init(dataclasses.replace(SMALL, layout="scan"))
+    unrolled = _init(dataclasses.replace(SMALL, network_layout="unrolled"))
+    scan = _init(dataclasses.replace(SMALL, network_layout="scan"))
     assert set(unrolled) == {"stem", "stem_norm", "block_0", "block_1"}
     assert set(unrolled["block_0"]) == {f"{kind}_{j}" for kind in ("dense", "norm") for j in range(4)}
     assert set(scan) == {"stem", "stem_norm", "blocks"}
@@ -85,8 +85,8 @@ def test_init_is_the_paper_variance_scaling_with_zero_bias():
 @pytest.mark.parametrize("remat", [False, True])
 def test_scan_and_unrolled_agree_on_values_and_grads(norm, remat):
     x = _x()
-    unrolled_config = dataclasses.replace(SMALL, depth=12, norm=norm, remat=remat, layout="unrolled")
-    scan_config = dataclasses.replace(unrolled_config, layout="scan")
+    unrolled_config = dataclasses.replace(SMALL, depth=12, norm=norm, remat=remat, network_layout="unrolled")
+    scan_config = dataclasses.replace(unrolled_config, network_layout="scan")
     unrolled_params = _init(unrolled_config, x)
     scan_params = stack_block_params(unrolled_params)
     assert jax.tree.structure(scan_params) == jax.tree.structure(_init(scan_config, x))
@@ -102,7 +102,7 @@ def test_scan_and_unrolled_agree_on_values_and_grads(norm, remat):
 
 
 def test_stack_unstack_round_trip_is_exact():
-    params = _init(dataclasses.replace(SMALL, layout="unrolled"))
+    params = _init(dataclasses.replace(SMALL, network_layout="unrolled"))
     round_trip = unstack_block_params(stack_block_params(params))
     assert jax.tree.structure(round_trip) == jax.tree.structure(params)
     for a, b in zip(jax.tree.leaves(round_trip), jax.tree.leaves(params), strict=True):
@@ -112,7 +112,7 @@ def test_stack_unstack_round_trip_is_exact():
 @pytest.mark.parametrize("layout", ["scan", "unrolled"])
 def test_skip_off_changes_outputs_not_params(layout):
     x = _x()
-    with_skip = dataclasses.replace(SMALL, layout=layout)
+    with_skip = dataclasses.replace(SMALL, network_layout=layout)
     without_skip = dataclasses.replace(with_skip, skip=False)
     params = _init(with_skip, x)
     assert jax.tree.structure(params) == jax.tree.structure(_init(without_skip, x))
@@ -124,7 +124,7 @@ def test_norm_choices_build_different_params_and_outputs():
     x = _x()
     outputs = {}
     for norm in ("layernorm", "rmsnorm", "none"):
-        config = dataclasses.replace(SMALL, norm=norm, layout="unrolled")
+        config = dataclasses.replace(SMALL, norm=norm, network_layout="unrolled")
         params = _init(config, x)
         block = params["block_0"]
         if norm == "none":
@@ -140,7 +140,7 @@ def test_norm_choices_build_different_params_and_outputs():
 
 
 def test_layernorm_normalises_every_layer():
-    config = dataclasses.replace(SMALL, depth=4, skip=False, activation="tanh", layout="unrolled")
+    config = dataclasses.replace(SMALL, depth=4, skip=False, activation="tanh", network_layout="unrolled")
     params = _init(config, _x())
     # Make the last layer's pre-activation huge: LayerNorm rescales it, so tanh does not saturate to ±1.
     params["block_0"]["dense_3"]["kernel"] = params["block_0"]["dense_3"]["kernel"] * 1000.0
@@ -168,7 +168,7 @@ def test_each_activation_gives_a_different_function():
 @pytest.mark.parametrize("layout", ["scan", "unrolled"])
 def test_bfloat16_compute_and_param_dtypes(layout):
     x = _x()
-    config = dataclasses.replace(SMALL, layout=layout, dtype="bfloat16")
+    config = dataclasses.replace(SMALL, network_layout=layout, dtype="bfloat16")
     params = _init(config, x)
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(params))
     out, state = ResidualTorso(config).apply({"params": params}, x, mutable=["intermediates"])
@@ -184,7 +184,7 @@ def test_bfloat16_compute_and_param_dtypes(layout):
 @pytest.mark.parametrize("layout", ["scan", "unrolled"])
 def test_remat_gives_identical_values_and_grads(layout):
     x = _x()
-    config = dataclasses.replace(SMALL, layout=layout)
+    config = dataclasses.replace(SMALL, network_layout=layout)
     remat_config = dataclasses.replace(config, remat=True)
     params = _init(config, x)
     assert jax.tree.structure(params) == jax.tree.structure(_init(remat_config, x))
@@ -196,7 +196,7 @@ def test_remat_gives_identical_values_and_grads(layout):
 
 def test_remat_appears_in_the_backward_pass():
     x = _x()
-    config = dataclasses.replace(SMALL, layout="unrolled")
+    config = dataclasses.replace(SMALL, network_layout="unrolled")
     params = _init(config, x)
 
     def jaxpr_text(cfg):
@@ -229,7 +229,7 @@ def test_depth_not_a_multiple_of_the_block_fails_with_nearest_values():
 @pytest.mark.parametrize("layout", ["scan", "unrolled", "auto"])
 def test_the_module_refuses_a_bad_depth_instead_of_truncating(layout):
     with pytest.raises(ConfigError, match="--depth"):
-        ResidualTorso(NetworkConfig(depth=6, width=8, layout=layout)).init(jax.random.key(0), _x())
+        ResidualTorso(NetworkConfig(depth=6, width=8, network_layout=layout)).init(jax.random.key(0), _x())
 
 
 @pytest.mark.parametrize(
@@ -239,7 +239,7 @@ def test_the_module_refuses_a_bad_depth_instead_of_truncating(layout):
         ("layers_per_block", 0, "--layers-per-block"),
         ("norm", "batchnorm", "--norm"),
         ("activation", "elu", "--activation"),
-        ("layout", "pipelined", "--layout"),
+        ("network_layout", "pipelined", "--network-layout"),
         ("dtype", "float16", "--dtype"),
         ("param_dtype", "int8", "--param-dtype"),
     ],
@@ -251,7 +251,7 @@ def test_validate_names_the_flag_of_each_field(field, value, flag):
 
 
 def test_depth_256_scan_network_takes_a_finite_adam_step():
-    config = NetworkConfig(depth=256, width=8, layout="scan")
+    config = NetworkConfig(depth=256, width=8, network_layout="scan")
     x = _x(4)
     target = jnp.ones((4, 8))
     params = _init(config, x)
@@ -287,13 +287,13 @@ def _count_activation_traces(monkeypatch, config: NetworkConfig) -> tuple[int, i
 
 
 def test_scan_trace_count_and_hlo_size_do_not_grow_with_depth(monkeypatch):
-    shallow = _count_activation_traces(monkeypatch, NetworkConfig(depth=8, width=8, layout="scan"))
-    deep = _count_activation_traces(monkeypatch, NetworkConfig(depth=128, width=8, layout="scan"))
+    shallow = _count_activation_traces(monkeypatch, NetworkConfig(depth=8, width=8, network_layout="scan"))
+    deep = _count_activation_traces(monkeypatch, NetworkConfig(depth=128, width=8, network_layout="scan"))
     assert shallow[0] == deep[0]
     assert deep[1] < 1.05 * shallow[1]  # only the shape constants (2 vs 32 blocks) differ
 
     # The test can see growth: the unrolled layout traces every block.
-    unrolled = NetworkConfig(depth=8, width=8, layout="unrolled")
+    unrolled = NetworkConfig(depth=8, width=8, network_layout="unrolled")
     unrolled_shallow = _count_activation_traces(monkeypatch, unrolled)
     unrolled_deep = _count_activation_traces(monkeypatch, dataclasses.replace(unrolled, depth=32))
     assert unrolled_deep[0] > 3 * unrolled_shallow[0] - 4
@@ -303,8 +303,8 @@ def test_scan_trace_count_and_hlo_size_do_not_grow_with_depth(monkeypatch):
 @pytest.mark.parametrize("remat", [False, True])
 def test_each_block_sows_its_output_norm_in_both_layouts(remat):
     x = _x()
-    unrolled_config = dataclasses.replace(SMALL, depth=12, layout="unrolled", remat=remat)
-    scan_config = dataclasses.replace(unrolled_config, layout="scan")
+    unrolled_config = dataclasses.replace(SMALL, depth=12, network_layout="unrolled", remat=remat)
+    scan_config = dataclasses.replace(unrolled_config, network_layout="scan")
     unrolled_params = _init(unrolled_config, x)
     out, unrolled_state = ResidualTorso(unrolled_config).apply(
         {"params": unrolled_params}, x, mutable=["intermediates"]

@@ -29,25 +29,25 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
 from depthrl.agents.network_flags import ActorCriticNetworkFlags
+from depthrl.agents.value_heads import ValueFlags
 from depthrl.envs.base import EnvSpec
-from depthrl.errors import ConfigError, check_choice, check_open_unit, check_positive
+from depthrl.errors import ConfigError, check_open_unit, check_positive
 from depthrl.losses import value_dist as vd
 from depthrl.networks.diagnostics import torso_diagnostics
-from depthrl.networks.heads import CategoricalValueHead, ScalarHead
-from depthrl.networks.torso import NetworkConfig, ResidualTorso
+from depthrl.networks.heads import ValueNetwork
+from depthrl.networks.torso import NetworkConfig
 
 NUM_CRITICS = 2  # twin critics: the TD target takes the minimum of the two target critics
 
 
 @dataclasses.dataclass(frozen=True)
-class ActorCriticConfig(ActorCriticNetworkFlags):
-    """Flags shared by SAC and TD3: networks, critic loss and value support, optimisation."""
+class ActorCriticConfig(ActorCriticNetworkFlags, ValueFlags):
+    """Flags shared by SAC and TD3: networks, critic loss and value support (`ValueFlags`), optimisation."""
 
     critic_depth: int | None = None
     """Critic depth (both twin critics); overrides --depth for the critic."""
@@ -57,12 +57,6 @@ class ActorCriticConfig(ActorCriticNetworkFlags):
     """Lowest value of the critic's support (None: 0, the lowest return of rewards in [0, 1])."""
     v_max: float | None = None
     """Highest value of the critic's support (None: 1 / (1 − discount), the highest return)."""
-    num_bins: int = 101
-    """Bins of a classification critic (not with --critic-loss mse)."""
-    sigma_ratio: float = 0.75
-    """HL-Gauss σ as a fraction of the bin width (only with --critic-loss hl-gauss; the paper: 0.75)."""
-    value_transform: str = "none"
-    """Bins equal-width in value space (none) or in symlog(value) (symlog); not with --critic-loss mse."""
     critic_lr: float = 3e-4
     """Adam learning rate of the critics."""
     actor_lr: float = 3e-4
@@ -74,34 +68,15 @@ class ActorCriticConfig(ActorCriticNetworkFlags):
     batch_size: int = 256
     """Transitions per SGD step."""
 
-    def support(self) -> vd.ValueSupport:
-        """The critic's value support; the default [0, 1/(1 − γ)] covers every return of rewards in [0, 1].
-
-        With --critic-loss mse it only defines the range of the `critic/out_of_support` metric.
-        """
-        default = vd.support_from_reward_range(0.0, 1.0, self.discount, max(self.num_bins, 2),
-                                               self.value_transform)
-        v_min = default.v_min if self.v_min is None else self.v_min
-        v_max = default.v_max if self.v_max is None else self.v_max
-        if v_max <= v_min:  # name the flag the user gave (a default bound is never the one at fault)
-            flag, value = ("--v-min", v_min) if self.v_max is None else ("--v-max", v_max)
-            raise ConfigError(flag, value, f"the support needs --v-min < --v-max (got [{v_min}, {v_max}])")
-        return vd.ValueSupport(v_min=v_min, v_max=v_max, num_bins=self.num_bins, transform=self.value_transform)
+    def value_range(self) -> tuple[float, float]:
+        """--v-min/--v-max; None: [0, 1/(1 − γ)], which covers every return of rewards in [0, 1]."""
+        return (0.0 if self.v_min is None else self.v_min,
+                1.0 / (1.0 - self.discount) if self.v_max is None else self.v_max)
 
     def validate(self) -> None:
         self.validate_network()
-        check_choice("--critic-loss", self.critic_loss, vd.CRITIC_LOSSES)
-        check_choice("--value-transform", self.value_transform, vd.VALUE_TRANSFORMS)
-        defaults = ActorCriticConfig()
-        if self.critic_loss == "mse":  # a flag that would do nothing is an error, not silently ignored
-            for flag, name in (("--num-bins", "num_bins"), ("--value-transform", "value_transform")):
-                if getattr(self, name) != getattr(defaults, name):
-                    raise ConfigError(flag, getattr(self, name), "only with --critic-loss hl-gauss, two-hot or c51")
-        if self.critic_loss != "hl-gauss" and self.sigma_ratio != defaults.sigma_ratio:
-            raise ConfigError("--sigma-ratio", self.sigma_ratio, "only with --critic-loss hl-gauss")
-        check_positive("--sigma-ratio", self.sigma_ratio)
         check_open_unit("--discount", self.discount)
-        self.support()  # v_min < v_max, finite; num_bins >= 2
+        self.validate_value()
         for flag, lr in (("--critic-lr", self.critic_lr), ("--actor-lr", self.actor_lr)):
             check_positive(flag, lr)
         if not 0.0 < self.tau <= 1.0:
@@ -111,21 +86,6 @@ class ActorCriticConfig(ActorCriticNetworkFlags):
     def twin_critic(self) -> TwinCritic:
         return TwinCritic(network=self.network(self.resolved_critic_depth), loss=self.critic_loss,
                           support=self.support(), sigma_ratio=self.sigma_ratio)
-
-
-class CriticNetwork(nn.Module):
-    """Residual torso + value head: ``[..., S + A + G] -> [...]`` (num_bins 0) or ``[..., num_bins]`` logits."""
-
-    config: NetworkConfig
-    num_bins: int  # 0: a scalar Q (mse)
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        h = ResidualTorso(self.config, name="torso")(x)
-        precision = self.config.precision
-        if self.num_bins:
-            return CategoricalValueHead(self.num_bins, precision, name="head")(h)
-        return ScalarHead(precision, name="head")(h)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,8 +98,9 @@ class TwinCritic:
     sigma_ratio: float = 0.75
 
     @property
-    def net(self) -> CriticNetwork:
-        return CriticNetwork(self.network, 0 if self.loss == "mse" else self.support.num_bins)
+    def net(self) -> ValueNetwork:
+        """One critic: ``[..., S + A + G] -> [...]`` (mse) or ``[..., num_bins]`` logits."""
+        return ValueNetwork(self.network, None, 0 if self.loss == "mse" else self.support.num_bins)
 
     def init(self, key: jax.Array, in_dim: int) -> Any:
         example = jnp.zeros((1, in_dim), jnp.float32)

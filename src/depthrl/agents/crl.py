@@ -18,12 +18,13 @@ import optax
 from flax import struct
 
 from depthrl.agents.network_flags import ActorCriticNetworkFlags
+from depthrl.agents.optim import optimizer_step
+from depthrl.agents.soft_actor import SoftActor
 from depthrl.envs.base import EnvSpec
 from depthrl.errors import ConfigError, check_choice, check_open_unit, check_positive
-from depthrl.losses import actor_critic as ac_loss
 from depthrl.losses import contrastive as closs
 from depthrl.networks.diagnostics import torso_diagnostics
-from depthrl.networks.heads import Encoder, GaussianPolicy, sample_tanh_gaussian, tanh_gaussian_mode
+from depthrl.networks.heads import Encoder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,8 +100,9 @@ class CRL:
     spec: EnvSpec
 
     @property
-    def actor_net(self) -> GaussianPolicy:
-        return GaussianPolicy(self.config.network(self.config.resolved_actor_depth), self.spec.action_dim)
+    def actor(self) -> SoftActor:
+        """The tanh-Gaussian policy π(a | s, g) with α tuned to --target-entropy-scale · action_dim."""
+        return SoftActor.from_config(self.config, self.spec.action_dim)
 
     @property
     def sa_net(self) -> Encoder:
@@ -110,35 +112,31 @@ class CRL:
     def g_net(self) -> Encoder:
         return Encoder(self.config.network(self.config.resolved_critic_depth), self.config.repr_dim)
 
-    def _optimizers(self):
-        c = self.config
-        return optax.adam(c.actor_lr), optax.adam(c.critic_lr), optax.adam(c.alpha_lr)
+    def _critic_optimizer(self) -> optax.GradientTransformation:
+        return optax.adam(self.config.critic_lr)
 
     def init(self, key: jax.Array) -> CRLState:
         s = self.spec
         actor_key, sa_key, g_key = jax.random.split(key, 3)
+        actor = self.actor
         params = CRLParams(
-            actor=self.actor_net.init(actor_key, jnp.zeros((1, s.state_dim + s.goal_dim))),
+            actor=actor.net.init(actor_key, jnp.zeros((1, s.state_dim + s.goal_dim))),
             sa_encoder=self.sa_net.init(sa_key, jnp.zeros((1, s.state_dim + s.action_dim))),
             g_encoder=self.g_net.init(g_key, jnp.zeros((1, s.goal_dim))),
             log_alpha=jnp.zeros((), jnp.float32),
         )
-        actor_opt, critic_opt, alpha_opt = self._optimizers()
         return CRLState(
             params=params,
-            actor_opt=actor_opt.init(params.actor),
-            critic_opt=critic_opt.init((params.sa_encoder, params.g_encoder)),
-            alpha_opt=alpha_opt.init(params.log_alpha),
+            actor_opt=actor.actor_optimizer.init(params.actor),
+            critic_opt=self._critic_optimizer().init((params.sa_encoder, params.g_encoder)),
+            alpha_opt=actor.alpha_optimizer.init(params.log_alpha),
             sgd_steps=jnp.zeros((), jnp.int32),
         )
 
     # -- acting ---------------------------------------------------------------------------------------
     def act(self, params: CRLParams, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
         """obs [..., state_dim + goal_dim] -> action [..., action_dim] in [-1, 1]."""
-        mean, log_std = self.actor_net.apply(params.actor, obs)
-        if deterministic:
-            return tanh_gaussian_mode(mean)
-        return sample_tanh_gaussian(key, mean, log_std)[0]
+        return self.actor.act(params.actor, obs, key, deterministic)
 
     def q_value(self, params: CRLParams, state: jax.Array, action: jax.Array, goal: jax.Array) -> jax.Array:
         """Critic energy f(s, a, g): state [..., S], action [..., A], goal [..., G] -> [...]."""
@@ -161,7 +159,6 @@ class CRL:
     def update(self, state: CRLState, batch: dict[str, jax.Array], key: jax.Array) -> tuple[CRLState, dict]:
         """One SGD step on critic, actor and α. batch: state [B, S], action [B, A], goal [B, G]."""
         c, params = self.config, state.params
-        actor_opt, critic_opt, alpha_opt = self._optimizers()
         sa_input = jnp.concatenate([batch["state"], batch["action"]], -1)
 
         def critic_loss_fn(critic_params):
@@ -182,44 +179,29 @@ class CRL:
         critic_params = (params.sa_encoder, params.g_encoder)
         (critic_loss, (critic_aux, psi)), critic_grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(
             critic_params)
-        critic_updates, new_critic_opt = critic_opt.update(critic_grads, state.critic_opt, critic_params)
-        new_sa, new_g = optax.apply_updates(critic_params, critic_updates)
+        (new_sa, new_g), new_critic_opt = optimizer_step(self._critic_optimizer(), critic_grads, state.critic_opt,
+                                                         critic_params)
 
-        alpha = jnp.exp(params.log_alpha)
-        actor_obs = jnp.concatenate([batch["state"], batch["goal"]], -1)
         # The actor reuses the critic's ψ(g) (same params, same goals): the goal tower runs once per step, not
-        # twice as in the paper's code (`depthrl bench update --reference` measures the difference).
+        # twice as in the paper's code (`depthrl bench update --reference` measures the difference). Q is the
+        # energy of the critic before this step's update, as in the paper's code.
         psi = jax.lax.stop_gradient(psi)
 
-        def actor_loss_fn(actor_params):
-            mean, log_std = self.actor_net.apply(actor_params, actor_obs)
-            action, log_prob = sample_tanh_gaussian(key, mean, log_std)
+        def q_fn(action):
             phi = self.sa_net.apply(params.sa_encoder, jnp.concatenate([batch["state"], action], -1))
-            q = closs.energy_pairwise(phi, psi, c.energy, c.temperature)
-            return jnp.mean(ac_loss.actor_loss(log_prob, q, alpha)), (log_prob, q)
+            return closs.energy_pairwise(phi, psi, c.energy, c.temperature)
 
-        (actor_loss, (log_prob, q)), actor_grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(params.actor)
-        actor_updates, new_actor_opt = actor_opt.update(actor_grads, state.actor_opt, params.actor)
-        new_actor = optax.apply_updates(params.actor, actor_updates)
-
-        target_entropy = c.target_entropy_scale * self.spec.action_dim
-        alpha_loss, alpha_grad = jax.value_and_grad(
-            lambda la: jnp.mean(ac_loss.alpha_loss(la, log_prob, target_entropy)))(params.log_alpha)
-        alpha_update, new_alpha_opt = alpha_opt.update(alpha_grad, state.alpha_opt, params.log_alpha)
-        new_log_alpha = optax.apply_updates(params.log_alpha, alpha_update)
+        actor_obs = jnp.concatenate([batch["state"], batch["goal"]], -1)
+        new_actor, new_actor_opt, new_log_alpha, new_alpha_opt, actor_metrics = self.actor.step(
+            params.actor, state.actor_opt, params.log_alpha, state.alpha_opt, actor_obs, q_fn, key)
 
         new_state = CRLState(
             params=CRLParams(actor=new_actor, sa_encoder=new_sa, g_encoder=new_g, log_alpha=new_log_alpha),
             actor_opt=new_actor_opt, critic_opt=new_critic_opt, alpha_opt=new_alpha_opt,
             sgd_steps=state.sgd_steps + 1,
         )
-        metrics = {
-            "critic/loss": critic_loss, "actor/loss": actor_loss, "alpha/loss": alpha_loss,
-            "alpha/value": alpha, "actor/entropy": -jnp.mean(log_prob), "actor/q": jnp.mean(q),
-            "critic/grad_norm": optax.global_norm(critic_grads),
-            "actor/grad_norm": optax.global_norm(actor_grads),
-            **critic_aux,
-        }
+        metrics = {"critic/loss": critic_loss, "critic/grad_norm": optax.global_norm(critic_grads),
+                   **actor_metrics, **critic_aux}
         return new_state, metrics
 
     # -- diagnostics (logged at every evaluation) -----------------------------------------------------

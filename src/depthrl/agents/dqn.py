@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from depthrl.agents.optim import optimizer_step
 from depthrl.agents.value_heads import ValueFlags, read_value, scalar_target_loss, value_network
 from depthrl.envs.base import EnvSpec
 from depthrl.errors import ConfigError, check_open_unit, check_positive
@@ -156,7 +157,7 @@ class DQN:
         q_taken = read_value(out, c)
         if c.critic_loss == "c51":
             next_probs = jax.nn.softmax(next_target_out[rows, next_action], axis=-1)
-            target_probs = vd.c51_project(next_probs, batch["reward"], discount, c.support)
+            target_probs = vd.c51_project(next_probs, batch["reward"], discount, c.support())
             per_example = vd.cross_entropy(out, target_probs)
             y = batch["reward"] + discount * next_q_target[rows, next_action]
         else:
@@ -164,7 +165,7 @@ class DQN:
             per_example = scalar_target_loss(out, y, c)
         aux = {"critic/q": jnp.mean(q_taken), "critic/td_target": jnp.mean(y),
                "critic/td_abs_error": jnp.mean(jnp.abs(jax.lax.stop_gradient(q_taken) - y))}
-        aux["critic/out_of_support"] = vd.out_of_support_fraction(y, c.support, c.critic_loss)
+        aux["critic/out_of_support"] = vd.out_of_support_fraction(y, c.support(), c.critic_loss)
         return jnp.mean(per_example), aux
 
     def update(self, state: DQNState, batch: dict[str, jax.Array], key: jax.Array) -> tuple[DQNState, dict]:
@@ -172,8 +173,7 @@ class DQN:
         del key  # DQN's update is deterministic given the batch
         params = state.params
         (loss, aux), grads = jax.value_and_grad(self.td_loss, has_aux=True)(params.online, params.target, batch)
-        updates, opt = self._optimizer().update(grads, state.opt, params.online)
-        online = optax.apply_updates(params.online, updates)
+        online, opt = optimizer_step(self._optimizer(), grads, state.opt, params.online)
         sgd_steps = state.sgd_steps + 1
         refresh = sgd_steps % self.config.target_update_period == 0
         target = jax.tree.map(lambda o, t: jnp.where(refresh, o, t), online, params.target)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -24,13 +23,14 @@ from flax import struct
 
 from depthrl.agents.dqn import check_discrete
 from depthrl.agents.network_flags import ActorCriticNetworkFlags
+from depthrl.agents.optim import optimizer_step
 from depthrl.agents.value_heads import ValueFlags, read_value, scalar_target_loss, value_network
 from depthrl.envs.base import EnvSpec
 from depthrl.errors import ConfigError, check_open_unit, check_positive
 from depthrl.losses import policy_gradient as pg
 from depthrl.losses import value_dist as vd
 from depthrl.networks.diagnostics import torso_diagnostics
-from depthrl.networks.torso import NetworkConfig, ResidualTorso
+from depthrl.networks.heads import CategoricalPolicy
 
 PPO_CRITIC_LOSSES = vd.SCALAR_TARGET_LOSSES  # mse, hl-gauss, two-hot
 
@@ -80,19 +80,6 @@ class PPOConfig(ActorCriticNetworkFlags, ValueFlags):
         check_positive("--max-grad-norm", self.max_grad_norm)
 
 
-class CategoricalPolicy(nn.Module):
-    """``obs [..., obs_dim] -> logits [..., num_actions]``; the head starts at 1/100 of the usual scale."""
-
-    config: NetworkConfig
-    num_actions: int
-
-    @nn.compact
-    def __call__(self, obs: jax.Array) -> jax.Array:
-        h = ResidualTorso(self.config, name="torso")(obs).astype(jnp.float32)
-        return nn.Dense(self.num_actions, kernel_init=nn.initializers.variance_scaling(1e-4 / 3, "fan_in", "uniform"),
-                        precision=self.config.precision, name="head")(h)
-
-
 @struct.dataclass
 class PPOParams:
     actor: Any
@@ -122,7 +109,7 @@ class PPO:
 
     @property
     def critic_net(self):
-        return value_network(self.config, 1, self.config.resolved_critic_depth)
+        return value_network(self.config, None, self.config.resolved_critic_depth)
 
     def _optimizer(self):
         return optax.chain(optax.clip_by_global_norm(self.config.max_grad_norm), optax.adam(self.config.lr))
@@ -142,9 +129,8 @@ class PPO:
         return jax.random.categorical(key, logits).astype(jnp.int32)
 
     def _critic_out(self, critic_params: Any, obs: jax.Array) -> jax.Array:
-        """[..., obs_dim] -> [...] (mse) or [..., num_bins] logits (the value network has one output)."""
-        out = self.critic_net.apply(critic_params, obs)
-        return out[..., 0, :] if self.config.categorical else out[..., 0]
+        """[..., obs_dim] -> [...] (mse) or [..., num_bins] logits."""
+        return self.critic_net.apply(critic_params, obs)
 
     def value(self, params: PPOParams, obs: jax.Array) -> jax.Array:
         """V(obs): [..., obs_dim] -> [...] (the expectation of the categorical value)."""
@@ -175,15 +161,14 @@ class PPO:
                "actor/approx_kl": jnp.mean(jnp.expm1(log_ratio) - log_ratio),
                "actor/clip_fraction": jnp.mean((jnp.abs(jnp.exp(log_ratio) - 1.0) > c.clip_eps).astype(jnp.float32)),
                "critic/value": jnp.mean(value), "critic/target": jnp.mean(batch["target"])}
-        aux["critic/out_of_support"] = vd.out_of_support_fraction(batch["target"], c.support, c.critic_loss)
+        aux["critic/out_of_support"] = vd.out_of_support_fraction(batch["target"], c.support(), c.critic_loss)
         return total, aux
 
     def update(self, state: PPOState, batch: dict[str, jax.Array], key: jax.Array) -> tuple[PPOState, dict]:
         """One minibatch SGD step on actor and critic."""
         del key  # the minibatch is the only randomness
         (loss, aux), grads = jax.value_and_grad(self.loss, has_aux=True)(state.params, batch)
-        updates, opt = self._optimizer().update(grads, state.opt, state.params)
-        params = optax.apply_updates(state.params, updates)
+        params, opt = optimizer_step(self._optimizer(), grads, state.opt, state.params)
         metrics = {"loss": loss, "actor/grad_norm": optax.global_norm(grads.actor),
                    "critic/grad_norm": optax.global_norm(grads.critic), **aux}
         return PPOState(params=params, opt=opt, sgd_steps=state.sgd_steps + 1), metrics

@@ -23,10 +23,11 @@ import optax
 from flax import struct
 
 from depthrl.agents import critics
+from depthrl.agents.optim import optimizer_step
+from depthrl.agents.soft_actor import SoftActor
 from depthrl.envs.base import EnvSpec
 from depthrl.errors import check_positive
-from depthrl.losses.actor_critic import actor_loss, alpha_loss
-from depthrl.networks.heads import GaussianPolicy, sample_tanh_gaussian, tanh_gaussian_mode
+from depthrl.networks.heads import sample_tanh_gaussian
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,38 +72,35 @@ class SAC:
     spec: EnvSpec
 
     @property
-    def actor_net(self) -> GaussianPolicy:
-        return GaussianPolicy(self.config.network(self.config.resolved_actor_depth), self.spec.action_dim)
+    def actor(self) -> SoftActor:
+        """The tanh-Gaussian policy π(a | s, g) with α tuned to --target-entropy-scale · action_dim."""
+        return SoftActor.from_config(self.config, self.spec.action_dim)
 
     @property
     def critic(self) -> critics.TwinCritic:
         return self.config.twin_critic()
 
-    def _optimizers(self):
-        c = self.config
-        return optax.adam(c.actor_lr), optax.adam(c.critic_lr), optax.adam(c.alpha_lr)
+    def _critic_optimizer(self) -> optax.GradientTransformation:
+        return optax.adam(self.config.critic_lr)
 
     def init(self, key: jax.Array) -> SACState:
         s = self.spec
         actor_key, critic_key = jax.random.split(key)
         critic_params = self.critic.init(critic_key, s.state_dim + s.action_dim + s.goal_dim)
+        actor = self.actor
         params = SACParams(
-            actor=self.actor_net.init(actor_key, jnp.zeros((1, s.state_dim + s.goal_dim))),
+            actor=actor.net.init(actor_key, jnp.zeros((1, s.state_dim + s.goal_dim))),
             critic=critic_params,
             log_alpha=jnp.log(jnp.asarray(self.config.init_alpha, jnp.float32)),
         )
-        actor_opt, critic_opt, alpha_opt = self._optimizers()
-        return SACState(params=params, target_critic=critic_params, actor_opt=actor_opt.init(params.actor),
-                        critic_opt=critic_opt.init(params.critic), alpha_opt=alpha_opt.init(params.log_alpha),
-                        sgd_steps=jnp.zeros((), jnp.int32))
+        return SACState(params=params, target_critic=critic_params, actor_opt=actor.actor_optimizer.init(params.actor),
+                        critic_opt=self._critic_optimizer().init(params.critic),
+                        alpha_opt=actor.alpha_optimizer.init(params.log_alpha), sgd_steps=jnp.zeros((), jnp.int32))
 
     # -- acting ---------------------------------------------------------------------------------------
     def act(self, params: SACParams, obs: jax.Array, key: jax.Array, deterministic: bool) -> jax.Array:
         """obs [..., state_dim + goal_dim] -> action [..., action_dim] in [-1, 1]."""
-        mean, log_std = self.actor_net.apply(params.actor, obs)
-        if deterministic:
-            return tanh_gaussian_mode(mean)
-        return sample_tanh_gaussian(key, mean, log_std)[0]
+        return self.actor.act(params.actor, obs, key, deterministic)
 
     def q_value(self, params: SACParams, state: jax.Array, action: jax.Array, goal: jax.Array) -> jax.Array:
         """min_i Q_i(s, a, g): state [B, S], action [B, A], goal [B, G] -> [B]."""
@@ -112,38 +110,27 @@ class SAC:
     def update(self, state: SACState, batch: dict[str, jax.Array], key: jax.Array) -> tuple[SACState, dict]:
         """One SGD step of critic, actor and α. batch: state, next_state [B, S], action [B, A], goal [B, G]
         (optional reward, terminal [B]; see `critics.reward_and_discount`)."""
-        c, params, critic = self.config, state.params, self.critic
-        actor_opt, critic_opt, alpha_opt = self._optimizers()
+        c, params, critic, actor = self.config, state.params, self.critic, self.actor
         next_key, actor_key = jax.random.split(key)
         reward, discount = critics.reward_and_discount(batch, self.spec, c.discount)
         alpha = jnp.exp(params.log_alpha)
-        obs = critics.actor_input(batch["state"], batch["goal"])
 
-        mean, log_std = self.actor_net.apply(params.actor, critics.actor_input(batch["next_state"], batch["goal"]))
+        mean, log_std = actor.net.apply(params.actor, critics.actor_input(batch["next_state"], batch["goal"]))
         next_action, next_log_prob = sample_tanh_gaussian(next_key, mean, log_std)
         target_outputs = critic.outputs(state.target_critic,
                                         critics.critic_input(batch["next_state"], next_action, batch["goal"]))
         sa_goal = critics.critic_input(batch["state"], batch["action"], batch["goal"])
         (critic_loss, critic_aux), critic_grads = jax.value_and_grad(critic.td_loss, has_aux=True)(
             params.critic, sa_goal, target_outputs, reward, discount, -alpha * next_log_prob)
-        critic_updates, new_critic_opt = critic_opt.update(critic_grads, state.critic_opt, params.critic)
-        new_critic = optax.apply_updates(params.critic, critic_updates)
+        new_critic, new_critic_opt = optimizer_step(self._critic_optimizer(), critic_grads, state.critic_opt,
+                                                    params.critic)
 
-        def actor_loss_fn(actor_params):
-            mean, log_std = self.actor_net.apply(actor_params, obs)
-            action, log_prob = sample_tanh_gaussian(actor_key, mean, log_std)
-            q = jnp.min(critic.q(new_critic, critics.critic_input(batch["state"], action, batch["goal"])), axis=0)
-            return jnp.mean(actor_loss(log_prob, q, alpha)), (log_prob, q)
+        def q_fn(action):  # min_i Q_i(s, a, g) of the critics after their step
+            return jnp.min(critic.q(new_critic, critics.critic_input(batch["state"], action, batch["goal"])), axis=0)
 
-        (a_loss, (log_prob, q)), actor_grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(params.actor)
-        actor_updates, new_actor_opt = actor_opt.update(actor_grads, state.actor_opt, params.actor)
-        new_actor = optax.apply_updates(params.actor, actor_updates)
-
-        target_entropy = c.target_entropy_scale * self.spec.action_dim
-        t_loss, alpha_grad = jax.value_and_grad(
-            lambda la: jnp.mean(alpha_loss(la, log_prob, target_entropy)))(params.log_alpha)
-        alpha_update, new_alpha_opt = alpha_opt.update(alpha_grad, state.alpha_opt, params.log_alpha)
-        new_log_alpha = optax.apply_updates(params.log_alpha, alpha_update)
+        new_actor, new_actor_opt, new_log_alpha, new_alpha_opt, actor_metrics = actor.step(
+            params.actor, state.actor_opt, params.log_alpha, state.alpha_opt,
+            critics.actor_input(batch["state"], batch["goal"]), q_fn, actor_key)
 
         new_state = SACState(
             params=SACParams(actor=new_actor, critic=new_critic, log_alpha=new_log_alpha),
@@ -151,12 +138,8 @@ class SAC:
             actor_opt=new_actor_opt, critic_opt=new_critic_opt, alpha_opt=new_alpha_opt,
             sgd_steps=state.sgd_steps + 1,
         )
-        metrics = {
-            "critic/loss": critic_loss, "actor/loss": a_loss, "alpha/loss": t_loss, "alpha/value": alpha,
-            "actor/entropy": -jnp.mean(log_prob), "actor/q": jnp.mean(q),
-            "critic/grad_norm": optax.global_norm(critic_grads), "actor/grad_norm": optax.global_norm(actor_grads),
-            **critic_aux,
-        }
+        metrics = {"critic/loss": critic_loss, "critic/grad_norm": optax.global_norm(critic_grads),
+                   **actor_metrics, **critic_aux}
         return new_state, metrics
 
     # -- diagnostics (logged at every evaluation) -----------------------------------------------------

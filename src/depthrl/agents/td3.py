@@ -18,16 +18,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
 from depthrl.agents import critics
+from depthrl.agents.optim import optimizer_step
 from depthrl.envs.base import EnvSpec
 from depthrl.errors import ConfigError, check_positive
-from depthrl.networks.torso import NetworkConfig, ResidualTorso, bias_init, kernel_init
+from depthrl.networks.heads import DeterministicPolicy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,20 +50,6 @@ class TD3Config(critics.ActorCriticConfig):
                             ("--exploration-noise", self.exploration_noise)):
             if not value >= 0:
                 raise ConfigError(flag, value, "must be >= 0")
-
-
-class DeterministicPolicy(nn.Module):
-    """Residual torso + Dense + tanh: ``obs [..., in_dim] -> action [..., action_dim]`` in [−1, 1]."""
-
-    config: NetworkConfig
-    action_dim: int
-
-    @nn.compact
-    def __call__(self, obs: jax.Array) -> jax.Array:
-        h = ResidualTorso(self.config, name="torso")(obs).astype(jnp.float32)
-        head = nn.Dense(self.action_dim, dtype=jnp.float32, kernel_init=kernel_init, bias_init=bias_init,
-                        precision=self.config.precision, name="head")
-        return jnp.tanh(head(h))
 
 
 @struct.dataclass
@@ -141,8 +127,7 @@ class TD3:
         sa_goal = critics.critic_input(batch["state"], batch["action"], batch["goal"])
         (critic_loss, critic_aux), critic_grads = jax.value_and_grad(critic.td_loss, has_aux=True)(
             params.critic, sa_goal, target_outputs, reward, discount, jnp.zeros_like(reward))
-        critic_updates, new_critic_opt = critic_opt.update(critic_grads, state.critic_opt, params.critic)
-        new_critic = optax.apply_updates(params.critic, critic_updates)
+        new_critic, new_critic_opt = optimizer_step(critic_opt, critic_grads, state.critic_opt, params.critic)
 
         obs = critics.actor_input(batch["state"], batch["goal"])
 
@@ -152,8 +137,7 @@ class TD3:
             return -jnp.mean(q1), q1
 
         (a_loss, q1), actor_grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(params.actor)
-        actor_updates, stepped_actor_opt = actor_opt.update(actor_grads, state.actor_opt, params.actor)
-        stepped_actor = optax.apply_updates(params.actor, actor_updates)
+        stepped_actor, stepped_actor_opt = optimizer_step(actor_opt, actor_grads, state.actor_opt, params.actor)
         delayed = (state.sgd_steps % c.policy_delay) == 0
         new_actor, new_actor_opt = critics.select_tree(delayed, (stepped_actor, stepped_actor_opt),
                                                        (params.actor, state.actor_opt))

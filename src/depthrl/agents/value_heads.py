@@ -1,27 +1,27 @@
-"""What the value-based agents share: the deep-network flags, the critic-loss flags (regression or
-classification, Farebrother et al. 2024) and a value network that outputs either.
+"""How every agent with a value critic (DQN, PPO, SAC, TD3) trains it, declared once: the critic-loss and
+value-support flags (regression or classification, Farebrother et al. 2024), their validation, the
+`ValueSupport` they give, and the value network that outputs either.
 
-`ValueFlags` adds `--critic-loss {mse,hl-gauss,two-hot,c51}` and the categorical support to the
-residual-torso flags (`depthrl.agents.network_flags`). An agent config subclasses `ValueFlags` so its
-command shows them all without prefixes.
+`ValueFlags` adds `--critic-loss {mse,hl-gauss,two-hot,c51}` and the categorical support to the residual-torso
+flags (`depthrl.networks.torso.NetworkFlags`). An agent config subclasses `ValueFlags` so its command shows them
+all without prefixes; an agent whose support has a natural default (SAC, TD3: the returns of rewards in
+[0, 1]) redeclares `--v-min/--v-max` as optional and overrides `value_range`.
 
-`ValueNetwork` = residual torso + one linear head with outputs [..., num_outputs] (scalars, e.g. one Q per
-action) or [..., num_outputs, num_bins] (logits of a categorical value per output); `read_value` turns
-either into scalars, `scalar_target_loss` scores them against scalar TD targets.
+`value_network` builds the `networks.heads.ValueNetwork` of the flags: outputs [..., num_outputs] (scalars,
+e.g. one Q per action) or [..., num_outputs, num_bins] (logits of a categorical value per output); `read_value`
+turns either into scalars, `scalar_target_loss` scores them against scalar TD targets.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-import flax.linen as nn
 import jax
 
-from depthrl.agents.network_flags import NetworkFlags
 from depthrl.errors import ConfigError, check_choice
 from depthrl.losses import value_dist as vd
-from depthrl.networks.heads import CategoricalValueHead
-from depthrl.networks.torso import NetworkConfig, ResidualTorso
+from depthrl.networks.heads import ValueNetwork
+from depthrl.networks.torso import NetworkFlags
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,14 +45,21 @@ class ValueFlags(NetworkFlags):
     def categorical(self) -> bool:
         return self.critic_loss != "mse"
 
-    @property
+    def value_range(self) -> tuple[float, float]:
+        """(v_min, v_max) of the support: --v-min and --v-max (an agent that lets them be None fills them in)."""
+        return self.v_min, self.v_max
+
     def support(self) -> vd.ValueSupport:
         """The value support: the bins of a classification critic; with mse only the range of the
-        `critic/out_of_support` metric (the fraction of targets outside [v_min, v_max])."""
-        return vd.ValueSupport(v_min=float(self.v_min), v_max=float(self.v_max), num_bins=self.num_bins,
-                               transform=self.value_transform)
+        `critic/out_of_support` metric (the fraction of targets outside [v_min, v_max]). Raises ConfigError
+        naming the flag at fault (`ValueSupport` checks finite bounds, v_min < v_max, num_bins >= 2)."""
+        v_min, v_max = self.value_range()
+        if self.v_max is None and not v_min < v_max:  # only --v-min was given: it is the one at fault
+            raise ConfigError("--v-min", v_min, f"the support needs --v-min < --v-max (got [{v_min}, {v_max}])")
+        return vd.ValueSupport(v_min=v_min, v_max=v_max, num_bins=self.num_bins, transform=self.value_transform)
 
     def validate_value(self, allowed: tuple[str, ...] = vd.CRITIC_LOSSES) -> None:
+        """Raise ConfigError on a bad critic-loss or support flag, or one that would do nothing."""
         check_choice("--critic-loss", self.critic_loss, allowed)
         check_choice("--value-transform", self.value_transform, vd.VALUE_TRANSFORMS)
         defaults = ValueFlags()
@@ -65,36 +72,20 @@ class ValueFlags(NetworkFlags):
             raise ConfigError("--sigma-ratio", self.sigma_ratio, "only with --critic-loss hl-gauss")
         if not self.sigma_ratio > 0:
             raise ConfigError("--sigma-ratio", self.sigma_ratio, "must be > 0 (the paper uses 0.75)")
-        self.support.validate()  # finite v_min < v_max, num_bins >= 2
+        self.support()
 
 
-class ValueNetwork(nn.Module):
-    """``x [..., in_dim] -> [..., num_outputs]`` (num_bins = 0) or ``[..., num_outputs, num_bins]`` logits."""
-
-    config: NetworkConfig
-    num_outputs: int
-    num_bins: int = 0
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        h = ResidualTorso(self.config, name="torso")(x)
-        bins = max(self.num_bins, 1)
-        out = CategoricalValueHead(self.num_outputs * bins, self.config.precision, name="head")(h)
-        if self.num_bins == 0:
-            return out
-        return out.reshape(out.shape[:-1] + (self.num_outputs, self.num_bins))
-
-
-def value_network(flags: ValueFlags, num_outputs: int, depth: int | None = None) -> ValueNetwork:
+def value_network(flags: ValueFlags, num_outputs: int | None, depth: int | None = None) -> ValueNetwork:
+    """The value network of these flags: scalars (mse) or logits over --num-bins; see `ValueNetwork`."""
     return ValueNetwork(flags.network(depth), num_outputs, flags.num_bins if flags.categorical else 0)
 
 
 def read_value(output: jax.Array, flags: ValueFlags) -> jax.Array:
     """Scalar values from a ValueNetwork's output: [...] (mse: as is) or [..., B] logits -> [...]."""
-    return vd.expected_value(output, flags.support) if flags.categorical else output
+    return vd.expected_value(output, flags.support()) if flags.categorical else output
 
 
 def scalar_target_loss(prediction: jax.Array, target: jax.Array, flags: ValueFlags) -> jax.Array:
     """Per-example loss against scalar targets: prediction [...] (mse) or [..., B] logits; target [...]."""
-    return vd.value_loss(flags.critic_loss, prediction, target, flags.support, flags.sigma_ratio)
+    return vd.value_loss(flags.critic_loss, prediction, target, flags.support(), flags.sigma_ratio)
 

@@ -129,6 +129,7 @@ def _check_network() -> str:
     import jax.numpy as jnp
     import optax
 
+    from depthrl.agents.optim import optimizer_step
     from depthrl.networks.heads import Encoder
     from depthrl.networks.torso import NetworkConfig
 
@@ -147,8 +148,7 @@ def _check_network() -> str:
         def step(carry, _):
             p, opt_state = carry
             loss, grads = jax.value_and_grad(loss_fn)(p)
-            updates, opt_state = optimizer.update(grads, opt_state, p)
-            return (optax.apply_updates(p, updates), opt_state), loss
+            return optimizer_step(optimizer, grads, opt_state, p), loss
 
         (p, _), losses = jax.lax.scan(step, (p, optimizer.init(p)), None, length=20)
         return losses, loss_fn(p)

@@ -2,17 +2,21 @@
 (``heads``), and cheap jittable diagnostics (``diagnostics``)."""
 
 from depthrl.networks.heads import (
+    CategoricalPolicy,
     CategoricalValueHead,
+    DeterministicPolicy,
     Encoder,
     GaussianPolicy,
     RepresentationHead,
     ScalarHead,
     TanhGaussianHead,
+    ValueNetwork,
     sample_tanh_gaussian,
     tanh_gaussian_mode,
 )
 from depthrl.networks.torso import (
     NetworkConfig,
+    NetworkFlags,
     ResidualBlock,
     ResidualTorso,
     check_depth,
@@ -21,15 +25,19 @@ from depthrl.networks.torso import (
 )
 
 __all__ = [
+    "CategoricalPolicy",
     "CategoricalValueHead",
+    "DeterministicPolicy",
     "Encoder",
     "GaussianPolicy",
     "NetworkConfig",
+    "NetworkFlags",
     "RepresentationHead",
     "ResidualBlock",
     "ResidualTorso",
     "ScalarHead",
     "TanhGaussianHead",
+    "ValueNetwork",
     "check_depth",
     "sample_tanh_gaussian",
     "stack_block_params",

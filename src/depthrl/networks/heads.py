@@ -1,4 +1,6 @@
-"""Output heads, tanh-Gaussian sampling, and the torso + head modules that agents use.
+"""Output heads, tanh-Gaussian sampling, and the torso + head modules that agents use: every policy
+(`GaussianPolicy`, `DeterministicPolicy`, `CategoricalPolicy`), every value network (`ValueNetwork`) and CRL's
+`Encoder`.
 
 Head init: every head is one Dense with the paper's variance-scaling(1/3, fan_in, uniform) kernel and zero
 bias, the same init as the torso (the paper's code uses one init throughout): kernel variance
@@ -126,3 +128,50 @@ class GaussianPolicy(nn.Module):
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         h = ResidualTorso(self.config, name="torso")(obs)
         return TanhGaussianHead(self.action_dim, precision=self.config.precision, name="head")(h)
+
+
+class DeterministicPolicy(nn.Module):
+    """Residual torso + Dense + tanh (TD3's μ): ``obs [..., in_dim] -> action [..., action_dim]`` in [−1, 1]."""
+
+    config: NetworkConfig
+    action_dim: int
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        h = ResidualTorso(self.config, name="torso")(obs).astype(jnp.float32)
+        return jnp.tanh(_head_dense(self.action_dim, self.config.precision, name="head")(h))
+
+
+class CategoricalPolicy(nn.Module):
+    """``obs [..., obs_dim] -> logits [..., num_actions]`` (PPO); the head starts at 1/100 of the usual scale, so
+    the first policy is near uniform."""
+
+    config: NetworkConfig
+    num_actions: int
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        h = ResidualTorso(self.config, name="torso")(obs).astype(jnp.float32)
+        return nn.Dense(self.num_actions, kernel_init=nn.initializers.variance_scaling(1e-4 / 3, "fan_in", "uniform"),
+                        precision=self.config.precision, name="head")(h)
+
+
+class ValueNetwork(nn.Module):
+    """Residual torso + one linear head: values as scalars (``num_bins = 0``) or as the logits of a categorical
+    value over ``num_bins`` bins (HL-Gauss / two-hot / C51).
+
+    ``x [..., in_dim]`` -> ``[..., num_outputs]`` or ``[..., num_outputs, num_bins]`` (e.g. one Q per discrete
+    action), or, with ``num_outputs=None`` (one value per example), ``[...]`` or ``[..., num_bins]``.
+    """
+
+    config: NetworkConfig
+    num_outputs: int | None = None
+    num_bins: int = 0
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = ResidualTorso(self.config, name="torso")(x)
+        outputs = 1 if self.num_outputs is None else self.num_outputs
+        out = CategoricalValueHead(outputs * max(self.num_bins, 1), self.config.precision, name="head")(h)
+        shape = (() if self.num_outputs is None else (outputs,)) + ((self.num_bins,) if self.num_bins else ())
+        return out.reshape(out.shape[:-1] + shape)

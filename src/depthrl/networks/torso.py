@@ -6,7 +6,7 @@
 
 Depth counts the Dense layers inside residual blocks, as the paper does: depth 4 is one block.
 
-Two layouts compute the same function from the same weights:
+Two layouts (``--network-layout``) compute the same function from the same weights:
 
 * ``unrolled``: a Python loop over per-block submodules. Params (torso subtree)::
 
@@ -47,7 +47,7 @@ DTYPES = ("float32", "bfloat16")
 # bfloat16 passes on TPUs); highest: Precision.HIGHEST (float32 on GPUs, 6 passes on TPUs). CPUs ignore it.
 MATMUL_PRECISIONS: dict[str, str | None] = {"default": None, "tf32": "tensorfloat32", "highest": "highest"}
 
-# layout="auto" unrolls up to this depth and scans above it. Measured on the 2-core CPU dev machine
+# network_layout="auto" unrolls up to this depth and scans above it. Measured on the 2-core CPU dev machine
 # (docs/benchmarks.md § 5): unrolled steps are ~10% faster than plain scan, but its compile time grows
 # with depth (2× scan's at 16, 37× at 256, > 300 s at 1024) while scan's stays ~1.4 s from 4 to 1024.
 AUTO_UNROLL_MAX_DEPTH = 16
@@ -82,36 +82,61 @@ def check_depth(flag: str, depth: int, layers_per_block: int) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class NetworkConfig:
-    """Architecture of one residual torso (the paper's Fig. 1)."""
+class NetworkFlags:
+    """The residual torso's flags (Wang et al. 2025, Fig. 1), declared once: `NetworkConfig`, every agent config
+    and every benchmark subclass this class, so each command shows them under the same names
+    (`--depth`, `--network-layout`, ...) and a config.json holds them as top-level keys."""
 
     depth: int = 4
-    """Dense layers inside residual blocks, as the paper counts (4 = one block); a multiple of the block."""
+    """Dense layers inside the residual blocks of every network (a multiple of --layers-per-block)."""
     width: int = 256
-    """Units of every hidden layer."""
+    """Units per Dense layer."""
     layers_per_block: int = 4
     """Dense layers per residual block (the paper uses 4)."""
     norm: str = "layernorm"
-    """Normalisation after each Dense: layernorm | rmsnorm | none."""
+    """Normalisation after each Dense: layernorm, rmsnorm or none."""
     activation: str = "swish"
-    """Nonlinearity after each norm: swish | relu | gelu | tanh."""
+    """Activation: swish, relu, gelu or tanh."""
     skip: bool = True
-    """Add the residual skip connection around each block (h = h + block(h))."""
-    layout: str = "auto"
-    """auto | scan | unrolled; auto unrolls up to depth 16 (faster steps), scans above (flat compile time)."""
+    """Residual skip connection around each block."""
+    network_layout: str = "auto"
+    """How blocks are compiled: unrolled (Python loop), scan (flat compile time) or auto (by depth)."""
     remat: bool = False
-    """Recompute each whole block in the backward pass: least memory, one more forward pass."""
+    """Recompute block activations in the backward pass (less memory, ~1/3 more compute)."""
+    matmul_precision: str = "default"
+    """Precision of float32 matmuls (every network, CRL's energy): default (JAX's: TF32 on A100/H100/H200 GPUs,
+    float32 on CPUs), tf32, or highest (full float32 on GPUs: slower). CPUs ignore it."""
+
+    @property
+    def precision(self) -> str | None:
+        """--matmul-precision as a jax.lax.Precision name (None: JAX's default), the `precision` of every Dense."""
+        return MATMUL_PRECISIONS[self.matmul_precision]
+
+    def network(self, depth: int | None = None) -> NetworkConfig:
+        """The torso of one network: these flags (and dtypes, where this object has them) at `depth` (None:
+        --depth)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(NetworkConfig) if hasattr(self, f.name)}
+        return NetworkConfig(**{**fields, "depth": self.depth if depth is None else depth})
+
+    def validate_network(self, depth_flag: str = "--depth") -> None:
+        """Raise ConfigError naming the flag of the first invalid field."""
+        check_positive("--layers-per-block", self.layers_per_block)
+        check_depth(depth_flag, self.depth, self.layers_per_block)
+        check_positive("--width", self.width)
+        check_choice("--norm", self.norm, NORMS)
+        check_choice("--activation", self.activation, ACTIVATIONS)
+        check_choice("--network-layout", self.network_layout, LAYOUTS)
+        check_choice("--matmul-precision", self.matmul_precision, tuple(MATMUL_PRECISIONS))
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig(NetworkFlags):
+    """Architecture of one residual torso (the paper's Fig. 1): the torso flags plus compute and storage dtypes."""
+
     dtype: str = "float32"
     """Compute dtype of the torso: float32 | bfloat16."""
     param_dtype: str = "float32"
     """Storage dtype of the parameters: float32 | bfloat16."""
-    matmul_precision: str = "default"
-    """Precision of float32 matmuls: default | tf32 | highest (see MATMUL_PRECISIONS)."""
-
-    @property
-    def precision(self) -> str | None:
-        """The `precision` argument of every Dense of this network (None: JAX's default)."""
-        return MATMUL_PRECISIONS[self.matmul_precision]
 
     @property
     def num_blocks(self) -> int:
@@ -119,21 +144,15 @@ class NetworkConfig:
 
     def resolved_layout(self) -> str:
         """The layout actually built: ``auto`` resolved by depth."""
-        if self.layout != "auto":
-            return self.layout
+        if self.network_layout != "auto":
+            return self.network_layout
         return "unrolled" if self.depth <= AUTO_UNROLL_MAX_DEPTH else "scan"
 
     def validate(self, depth_flag: str = "--depth") -> NetworkConfig:
         """Raise ConfigError naming the flag of the first invalid field; return self for chaining."""
-        check_positive("--layers-per-block", self.layers_per_block)
-        check_depth(depth_flag, self.depth, self.layers_per_block)
-        check_positive("--width", self.width)
-        check_choice("--norm", self.norm, NORMS)
-        check_choice("--activation", self.activation, ACTIVATIONS)
-        check_choice("--layout", self.layout, LAYOUTS)
+        self.validate_network(depth_flag)
         check_choice("--dtype", self.dtype, DTYPES)
         check_choice("--param-dtype", self.param_dtype, DTYPES)
-        check_choice("--matmul-precision", self.matmul_precision, tuple(MATMUL_PRECISIONS))
         return self
 
 

@@ -24,14 +24,14 @@ POSITIVE_KEYS = (
 
 @pytest.mark.parametrize(("layout", "remat"), [("scan", False), ("unrolled", True)])
 def test_json_output_is_one_line_with_positive_measurements(capsys, layout, remat):
-    assert main(Args(**TINY, layout=layout, remat=remat, json=True)) == 0
+    assert main(Args(**TINY, network_layout=layout, remat=remat, json=True)) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
     record = json.loads(lines[0])
     for key in POSITIVE_KEYS:
         assert record[key] > 0, key
     assert record["depth"] == 8 and record["width"] == 16 and record["batch_size"] == 8
-    assert record["layout"] == layout and record["resolved_layout"] == layout and record["remat"] is remat
+    assert record["network_layout"] == layout and record["resolved_layout"] == layout and record["remat"] is remat
     assert record["memory_source"] and isinstance(record["compile_cache"], bool)
     assert record["jax_version"] and record["jaxlib_version"]
     # 2 x (5*16 + 8*16*16 + 16*1) multiply-adds

@@ -137,3 +137,16 @@ def test_paper_step_runs_and_learns_nothing_nonfinite():
     assert all(np.all(np.isfinite(v)) for v in jax.tree.leaves(metrics))
     moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), state["critic"], new_state["critic"])
     assert max(jax.tree.leaves(moved)) > 0
+
+
+@pytest.mark.parametrize("module", [bench_update, bench_train])
+def test_bench_spells_every_network_flag_as_train_does(module):
+    args = tyro.cli(module.Args, args=["--network-layout", "scan", "--norm", "rmsnorm", "--depth", "8",
+                                       "--no-skip", "--matmul-precision", "highest"])
+    config = bench_update.bench_agent_config(args)
+    assert (config.network_layout, config.norm, config.depth, config.skip, config.matmul_precision) == (
+        "scan", "rmsnorm", 8, False, "highest")
+    with pytest.raises(SystemExit):
+        tyro.cli(module.Args, args=["--layout", "scan"])  # the old spelling is gone
+    with pytest.raises(ConfigError, match="--network-layout"):
+        bench_update.Args(network_layout="pipelined").validate()

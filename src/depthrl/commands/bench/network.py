@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import jaxlib
 import optax
 
+from depthrl.agents.optim import optimizer_step
 from depthrl.errors import ConfigError, check_positive
 from depthrl.networks.diagnostics import flops_per_example, param_count
 from depthrl.networks.heads import ScalarHead
@@ -30,19 +31,13 @@ PEAK_CHAIN = 16  # matmuls per timed call of the peak probe: amortises the per-c
 
 
 @dataclasses.dataclass(frozen=True)
-class Args:
-    depth: int = 4
-    """Dense layers inside residual blocks (a multiple of 4)."""
-    width: int = 256
-    """Units per hidden layer."""
+class Args(NetworkConfig):
+    """The torso's flags (as `depthrl train` spells them, plus its dtypes) and the benchmark's own."""
+
+    network_layout: str = "scan"
+    """How blocks are compiled: unrolled (Python loop), scan (flat compile time) or auto (by depth); scan here."""
     batch_size: int = 256
     """Examples per SGD step."""
-    layout: str = "scan"
-    """scan | unrolled | auto: how the blocks are laid out (see NetworkConfig)."""
-    remat: bool = False
-    """Rematerialise each block in the backward pass."""
-    dtype: str = "float32"
-    """Compute dtype: float32 | bfloat16 (params stay float32)."""
     in_dim: int = 31
     """Input features (31 = the paper's Ant observation with its goal)."""
     repeats: int = 20
@@ -53,12 +48,10 @@ class Args:
     """Print exactly one JSON line instead of a readable summary."""
 
     def network_config(self) -> NetworkConfig:
-        return NetworkConfig(
-            depth=self.depth, width=self.width, layout=self.layout, remat=self.remat, dtype=self.dtype
-        )
+        return self.network()
 
     def validate(self) -> Args:
-        self.network_config().validate()
+        super().validate()
         check_positive("--batch-size", self.batch_size)
         check_positive("--in-dim", self.in_dim)
         check_positive("--repeats", self.repeats)
@@ -141,8 +134,8 @@ def run(args: Args) -> dict:
             return jnp.mean(jnp.square(model.apply({"params": params}, x) - y))
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
+        params, opt_state = optimizer_step(optimizer, grads, opt_state, params)
+        return params, opt_state, loss
 
     start = time.perf_counter()
     compiled = jax.jit(train_step, donate_argnums=(0, 1)).lower(params, opt_state, x, y).compile()

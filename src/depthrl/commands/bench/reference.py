@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from depthrl.agents.optim import optimizer_step
+
 # The paper's init: variance scaling 1/3, fan-in, uniform; zero biases.
 _KERNEL_INIT = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -133,15 +135,13 @@ class PaperCRL:
             return jnp.mean(jnp.exp(state["alpha"]["log_alpha"]) * log_prob - q), log_prob
 
         (loss, log_prob), grads = jax.value_and_grad(actor_loss, has_aux=True)(state["actor"])
-        updates, actor_opt = adam.update(grads, state["actor_opt"], state["actor"])
-        actor = optax.apply_updates(state["actor"], updates)
+        actor, actor_opt = optimizer_step(adam, grads, state["actor_opt"], state["actor"])
 
         def alpha_loss(alpha_params):
             return jnp.exp(alpha_params["log_alpha"]) * jnp.mean(jax.lax.stop_gradient(-log_prob - target_entropy))
 
         a_loss, a_grads = jax.value_and_grad(alpha_loss)(state["alpha"])
-        updates, alpha_opt = adam.update(a_grads, state["alpha_opt"], state["alpha"])
-        alpha = optax.apply_updates(state["alpha"], updates)
+        alpha, alpha_opt = optimizer_step(adam, a_grads, state["alpha_opt"], state["alpha"])
         state = {**state, "actor": actor, "actor_opt": actor_opt, "alpha": alpha, "alpha_opt": alpha_opt}
         return state, {"actor_loss": loss, "alpha_loss": a_loss}
 
@@ -158,8 +158,7 @@ class PaperCRL:
             return loss + self.logsumexp_coef * jnp.mean(logsumexp**2)
 
         loss, grads = jax.value_and_grad(critic_loss)(state["critic"])
-        updates, critic_opt = adam.update(grads, state["critic_opt"], state["critic"])
-        critic = optax.apply_updates(state["critic"], updates)
+        critic, critic_opt = optimizer_step(adam, grads, state["critic_opt"], state["critic"])
         return {**state, "critic": critic, "critic_opt": critic_opt}, {"critic_loss": loss}
 
     def sgd_step(self, state: dict, batch: dict, key: jax.Array) -> tuple[dict, dict]:

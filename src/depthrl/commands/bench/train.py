@@ -34,28 +34,23 @@ import jaxlib
 from depthrl.commands.bench.network import _compile_cache_on
 from depthrl.commands.bench.update import bench_agent_config
 from depthrl.errors import ConfigError, check_choice, check_positive
+from depthrl.networks.torso import NetworkFlags
 
 AGENTS = ("crl", "sac", "td3")
 
 
 @dataclasses.dataclass(frozen=True)
-class Args:
+class Args(NetworkFlags):
+    """The agent's network flags (as `depthrl train` spells them) and the benchmark's own."""
+
     agent: str = "crl"
     """Agent to train: crl, sac or td3 (goal-conditioned agents that share the trajectory buffer)."""
     env: str = "point-maze-u"
     """Registered environment name (`depthrl envs`)."""
     episode_length: int | None = None
     """Steps per episode (None = the env's default); 1000 is the paper's."""
-    depth: int = 4
-    """Dense layers inside the residual blocks of every network (a multiple of 4)."""
-    width: int = 256
-    """Units per Dense layer."""
     batch_size: int = 256
     """Transitions per SGD step."""
-    layout: str = "auto"
-    """Network layout of the agent: auto, scan or unrolled."""
-    remat: bool = False
-    """Rematerialise each residual block in the backward pass (the agent's --remat)."""
     num_envs: int = 64
     """Parallel training envs."""
     unroll_length: int = 50

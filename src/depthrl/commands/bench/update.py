@@ -32,6 +32,7 @@ import jaxlib
 from depthrl.commands.bench.network import _compile_cache_on, _peak_memory, measure_peak_gflops
 from depthrl.envs.base import EnvSpec
 from depthrl.errors import ConfigError, check_choice, check_positive
+from depthrl.networks.torso import NetworkFlags
 from depthrl.training.estimate import find_networks
 
 AGENTS = ("crl", "sac", "td3")
@@ -50,13 +51,13 @@ MODEL_PASSES: dict[str, dict[str, float]] = {
 
 
 @dataclasses.dataclass(frozen=True)
-class Args:
+class Args(NetworkFlags):
+    """The agent's network flags (as `depthrl train` spells them) and the benchmark's own."""
+
+    depth: int = 16
+    """Dense layers inside the residual blocks of every network (a multiple of --layers-per-block)."""
     agent: str = "crl"
     """Agent whose update is timed: crl, sac or td3."""
-    depth: int = 16
-    """Dense layers inside the residual blocks of every network (a multiple of 4)."""
-    width: int = 256
-    """Units per Dense layer."""
     batch_size: int = 256
     """Transitions per SGD step."""
     env: str | None = None
@@ -67,10 +68,6 @@ class Args:
     """Goal dims (2: the Ant's x, y); ignored with --env."""
     action_dim: int = 8
     """Action dims (8: the Ant); ignored with --env."""
-    layout: str = "auto"
-    """Network layout of the agent: auto, scan or unrolled (the agent's --network-layout)."""
-    remat: bool = False
-    """Rematerialise each residual block in the backward pass (the agent's --remat)."""
     steps_per_call: int = 4
     """SGD steps scanned inside one jitted call (the training epoch scans them the same way)."""
     repeats: int = 10
@@ -86,7 +83,7 @@ class Args:
 
     def validate(self) -> Args:
         check_choice("--agent", self.agent, AGENTS)
-        for flag, value in (("--width", self.width), ("--obs-dim", self.obs_dim), ("--goal-dim", self.goal_dim),
+        for flag, value in (("--obs-dim", self.obs_dim), ("--goal-dim", self.goal_dim),
                             ("--action-dim", self.action_dim), ("--steps-per-call", self.steps_per_call),
                             ("--repeats", self.repeats)):
             check_positive(flag, value)
@@ -117,12 +114,12 @@ class Args:
 
 
 def bench_agent_config(args: Any) -> Any:
-    """The config of `depthrl train {args.agent}` with a benchmark's --depth, --width, --batch-size, --layout and
-    --remat (this module's Args and `bench train`'s)."""
+    """The config of `depthrl train {args.agent}` with a benchmark's network flags (`NetworkFlags`) and
+    --batch-size (this module's Args and `bench train`'s)."""
     from depthrl.training import registry
 
-    return dataclasses.replace(registry.get(args.agent).args().agent, depth=args.depth, width=args.width,
-                               batch_size=args.batch_size, network_layout=args.layout, remat=args.remat)
+    network = {f.name: getattr(args, f.name) for f in dataclasses.fields(NetworkFlags)}
+    return dataclasses.replace(registry.get(args.agent).args().agent, **network, batch_size=args.batch_size)
 
 
 def random_batches(key: jax.Array, spec: EnvSpec, batch_size: int, num_steps: int) -> dict[str, jax.Array]:
