@@ -275,10 +275,7 @@ def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None
         wall_offset = rows[-1]["wall_time"] if rows else 0.0
         print(f"resuming {run_dir} from checkpoint {path.name}")
     else:
-        state = jax.jit(jax.vmap(trainer.init))(keys)
-        prefill_fn = jax.jit(jax.vmap(trainer.prefill_epoch), donate_argnums=0)
-        for _ in range(cfg.prefill_epochs):
-            state = prefill_fn(state)
+        state = jax.jit(jax.vmap(trainer.start))(keys)  # init + prefill, as `loop.make_train` starts
     state = replicate(state, cfg.num_devices)  # --num-devices: parameters on every device, the batch split
     if options.resume:
         _rewrite_metrics(run_dir, rows)
