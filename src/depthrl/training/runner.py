@@ -1,6 +1,9 @@
 """The thin shell around the pure training core: run directory, validation, progress bar, metrics
 (JSONL + TensorBoard), checkpoints, resume, plots. All I/O of a training run lives here.
 
+It trains with the pieces of `loop.make_train`: the trainer's `start` (init + prefill) and its `epoch`, one
+jitted epoch at a time, with the evaluation cadence, checkpoints, logs and the memory check between epochs.
+
 A run directory holds: config.json (the full resolved config), metrics.jsonl (one JSON object per
 evaluation), tb/ (TensorBoard events), checkpoints/ (orbax arrays + checksummed manifest), plots/.
 
