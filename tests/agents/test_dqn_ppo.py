@@ -21,6 +21,7 @@ from depthrl.envs.registry import EnvConfig
 from depthrl.errors import ConfigError
 from depthrl.training import checkpoint as ckpt
 from depthrl.training import command, runner
+from depthrl.training.loop import make_train
 from depthrl.training.registry import AGENTS
 
 DQN_ENTRY, PPO_ENTRY = AGENTS["dqn"], AGENTS["ppo"]
@@ -59,9 +60,7 @@ def _train(args, seed=0):
 
     def run(key):
         train_key, eval_key = jax.random.split(key)
-        ts = trainer.init(train_key)
-        ts = jax.lax.fori_loop(0, trainer.config.prefill_epochs, lambda _, s: trainer.prefill_epoch(s), ts)
-        ts, metrics = jax.lax.scan(lambda s, _: trainer.epoch(s), ts, None, length=trainer.config.num_epochs)
+        ts, metrics = make_train(trainer)(train_key)
         return ts, jax.tree.map(lambda m: m[-1], metrics), trainer.evaluate(ts.agent.params, eval_key)[0]
 
     key = jax.random.PRNGKey(seed)

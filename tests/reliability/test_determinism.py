@@ -1,15 +1,18 @@
-"""Same seed, same machine → same metrics, for an agent other than CRL (CRL: tests/training/test_crl_train.py);
-and its resume from a checkpoint equals the uninterrupted run (the shell is shared, the agent state is not)."""
+"""Same seed, same machine → same result, for an agent other than CRL (CRL: tests/training/test_make_train.py),
+through `make_train` without the CLI; and a CLI run resumed from a checkpoint equals the uninterrupted run (the
+shell is shared, the agent state is not)."""
 
 import dataclasses
 import shutil
 
+import jax
+import numpy as np
 from reliability_helpers import ENV, TRAIN, differences
 
 from depthrl.agents.sac import SACConfig
 from depthrl.envs.registry import EnvConfig
 from depthrl.training import command, runner
-from depthrl.training.loop import TrainConfig
+from depthrl.training.loop import TrainConfig, make_train
 from depthrl.training.registry import AGENTS
 
 
@@ -20,15 +23,22 @@ def _sac_args(run_dir):
                           progress=False, plots=False, tensorboard=False, compile_cache=False)
 
 
-def test_sac_same_seed_same_metrics_and_resume_matches(tmp_path):
-    first, again = _sac_args(tmp_path / "a"), _sac_args(tmp_path / "b")
-    for args in (first, again):
-        assert command.run(args) == 0
+def test_sac_same_key_same_result(tmp_path):
+    train = jax.jit(make_train(command.build(_sac_args(tmp_path))))
+    (state, metrics), (again, again_metrics) = train(jax.random.PRNGKey(0)), train(jax.random.PRNGKey(0))
+    assert metrics["critic/loss"][-1] != metrics["critic/loss"][0]
+    for a, b in zip(jax.tree.leaves((state, metrics)), jax.tree.leaves((again, again_metrics)), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_sac_resume_matches_uninterrupted(tmp_path):
+    first = _sac_args(tmp_path / "a")
+    assert command.run(first) == 0
     rows = runner.read_metrics(tmp_path / "a")
     assert [r["epoch"] for r in rows] == [2, 4] and rows[-1]["critic/loss"] != rows[0]["critic/loss"]
-    assert differences(rows, runner.read_metrics(tmp_path / "b")) == []
 
     # Killed after the epoch-2 checkpoint (the epoch-4 one never written): resume gives the same metrics.
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
     shutil.rmtree(tmp_path / "b" / "checkpoints" / "epoch_00000004")
     assert command.run(dataclasses.replace(first, resume=str(tmp_path / "b"))) == 0
     assert differences(rows, runner.read_metrics(tmp_path / "b")) == []

@@ -1,13 +1,17 @@
 """The jitted core of training: pure functions of a `TrainState` (PureJaxRL style).
 
-One epoch = collect `unroll_length` steps in `num_envs` envs (scan) → add to the replay buffer → run
-`sgd_steps_per_collect` SGD steps (scan), each sampling and relabelling its batch inside the jit. The
-epoch is one jit boundary; a leading seed axis is vmapped so several seeds train in one process.
+One epoch = collect `unroll_length` steps in `num_envs` envs (`acting.rollout`) → add them to the replay
+(`buffers.replay`) → run `sgd_steps_per_collect` SGD steps (scan), each sampling (and, for trajectories,
+relabelling) its batch inside the jit. The epoch is one jit boundary; a leading seed axis is vmapped so
+several seeds train in one process. `make_train(trainer)` is the whole training as one pure function of a
+key; the CLI runner (`training.runner`) drives the same `start` and `epoch` with evaluations, checkpoints
+and logs between epochs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -17,10 +21,10 @@ import optax
 from flax import struct
 from jax.sharding import NamedSharding, PartitionSpec
 
-from depthrl.buffers import trajectory as buf
+from depthrl.buffers.replay import Replay, TrajectoryReplay
 from depthrl.envs.base import State
 from depthrl.errors import ConfigError, check_positive
-from depthrl.training.episodes import first_episodes
+from depthrl.training import acting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +120,7 @@ def replicate(tree: Any, num_devices: int) -> Any:
 class TrainState:
     agent: Any
     env_state: State  # batched over num_envs
-    buffer: buf.BufferState
+    buffer: Any  # the replay's state (`buffers.replay`)
     key: jax.Array
     env_steps: jax.Array  # [] int32, per seed
     epoch: jax.Array  # [] int32, learning epochs done (prefill excluded)
@@ -138,52 +142,71 @@ def _first_non_finite(finite: dict[str, jax.Array]) -> dict[str, jax.Array]:
     return {"nonfinite/step": step, **{f"nonfinite/{name}": at_step[i] for i, name in enumerate(finite)}}
 
 
-def _episode_means(done: jax.Array, episode_metrics: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    """Average per-episode metrics over the episodes that ended in an unroll. done: [U, N]."""
-    count = jnp.sum(done)
-    out = {f"train/{k}": jnp.sum(v * done) / jnp.maximum(count, 1.0) for k, v in episode_metrics.items()}
-    out["train/episodes"] = count
-    return out
+def evaluate_agent(agent: Any, env: Any, num_envs: int, params: Any, key: jax.Array, return_positions: bool = False):
+    """The evaluation of every loop: `num_envs` deterministic episodes from reset (`acting.evaluate`).
+
+    Returns (metrics: name -> [num_envs] of each env's first episode, positions [T, num_envs, 2] of a goal env
+    when `return_positions` else None, the goals [num_envs, goal_dim] of a goal env else None).
+    """
+    spec = env.spec
+    goal_env = bool(spec.goal_indices)
+    trace = (lambda state: state.obs[:, :2]) if return_positions and goal_env else None
+    metrics, positions, reset = acting.evaluate(env, agent.act, params, key, num_envs, trace)
+    return metrics, positions, (reset.obs[:, spec.state_dim:] if goal_env else None)
 
 
 @dataclasses.dataclass(frozen=True)
 class Trainer:
-    """Builds the pure init / epoch / eval functions for one (agent, env, config). Hashable."""
+    """The off-policy loop: builds the pure init / epoch / eval functions for one (agent, env, config, replay).
+    Hashable.
 
-    agent: Any  # has init(key), act(params, obs, key, deterministic), update(state, batch, key)
+    One epoch collects one unroll (`acting.rollout`; actions from `agent.explore(agent_state, obs, key,
+    env_steps)` where the agent defines it (e.g. DQN's ε schedule), else its stochastic `act`), appends it to
+    the replay and runs `sgd_steps_per_collect` SGD steps, each on a batch the replay samples inside the jit.
+    """
+
+    agent: Any  # has init(key), act(params, obs, key, deterministic), update(state, batch, key), diagnostics
     env: Any
     eval_env: Any
     config: TrainConfig
+    replay: Any = None
+    """The replay (`buffers.replay.Replay`); None: `default_replay()`."""
+
+    def default_replay(self) -> Replay:
+        """Trajectories with hindsight goals (`TrajectoryReplay`) of --buffer-size rows over --num-envs."""
+        agent_cfg = self.agent.config
+        return TrajectoryReplay.of(self.env.spec, self.config.num_envs, self.config.rows_per_env,
+                                   agent_cfg.batch_size, agent_cfg.discount)
+
+    @property
+    def buffer(self) -> Replay:
+        """The replay this loop stores into and samples from."""
+        return self.replay if self.replay is not None else self.default_replay()
 
     def init(self, key: jax.Array) -> TrainState:
         agent_key, env_key, key = jax.random.split(key, 3)
-        spec = self.env.spec
-        env_state = jax.vmap(self.env.reset)(jax.random.split(env_key, self.config.num_envs))
-        buffer = buf.init(buf.transition_example(spec.state_dim, spec.action_dim), self.config.rows_per_env,
-                          self.config.num_envs)
-        return TrainState(agent=self.agent.init(agent_key), env_state=env_state, buffer=buffer, key=key,
-                          env_steps=jnp.zeros((), jnp.int32), epoch=jnp.zeros((), jnp.int32))
+        return TrainState(agent=self.agent.init(agent_key),
+                          env_state=acting.reset_envs(self.env, env_key, self.config.num_envs),
+                          buffer=self.buffer.init(), key=key, env_steps=jnp.zeros((), jnp.int32),
+                          epoch=jnp.zeros((), jnp.int32))
+
+    def start(self, key: jax.Array) -> TrainState:
+        """The state training starts from: `init`, then --prefill-steps of random actions (whole epochs)."""
+        return jax.lax.fori_loop(0, self.config.prefill_epochs, lambda _, ts: self.prefill_epoch(ts), self.init(key))
 
     def _collect(self, ts: TrainState, key: jax.Array, random_actions: bool):
-        spec = self.env.spec
-        step_fn = jax.vmap(self.env.step)
-
-        def one_step(env_state, step_key):
-            if random_actions:
-                action = jax.random.uniform(step_key, (self.config.num_envs, spec.action_dim),
-                                            minval=spec.action_low, maxval=spec.action_high)
-            else:
-                action = self.agent.act(ts.agent.params, env_state.obs, step_key, deterministic=False)
-            next_state = step_fn(env_state, action)
-            record = {"state": env_state.obs[:, : spec.state_dim], "action": action}
-            return next_state, (record, next_state.done, next_state.info["episode_metrics"])
-
-        keys = jax.random.split(key, self.config.unroll_length)
-        env_state, (chunk, done, episode_metrics) = jax.lax.scan(one_step, ts.env_state, keys)
-        buffer = buf.add(ts.buffer, chunk, done)
-        ts = ts.replace(env_state=env_state, buffer=buffer,
+        spec, num_envs = self.env.spec, self.config.num_envs
+        if random_actions:
+            policy = lambda obs, step_key: acting.uniform_actions(spec, step_key, num_envs)  # noqa: E731
+        elif hasattr(self.agent, "explore"):
+            policy = lambda obs, step_key: self.agent.explore(ts.agent, obs, step_key, ts.env_steps)  # noqa: E731
+        else:
+            policy = lambda obs, step_key: self.agent.act(ts.agent.params, obs, step_key, deterministic=False)  # noqa: E731
+        env_state, steps, metrics = acting.rollout(self.env, policy, self.buffer.record, ts.env_state, key,
+                                                   self.config.unroll_length)
+        ts = ts.replace(env_state=env_state, buffer=self.buffer.add(ts.buffer, steps),
                         env_steps=ts.env_steps + self.config.steps_per_epoch)
-        return ts, _episode_means(done, episode_metrics)
+        return ts, metrics
 
     def prefill_epoch(self, ts: TrainState) -> TrainState:
         key, collect_key = jax.random.split(ts.key)
@@ -224,30 +247,33 @@ class Trainer:
         return jax.lax.with_sharding_constraint(batch, sharding)
 
     def sample_batch(self, ts: TrainState, key: jax.Array) -> dict[str, jax.Array]:
-        """A relabelled batch from the buffer, the same for every goal-conditioned agent:
-
-        state, action, next_state [B, ...] (a transition of one episode) and goal [B, goal_dim] = the goal
-        coordinates of a future state of the same episode (hindsight relabelling, geometric offset).
-        """
-        spec, agent_cfg = self.env.spec, self.agent.config
-        current, following, future, _ = buf.sample_with_future(ts.buffer, key, agent_cfg.batch_size,
-                                                               agent_cfg.discount)
-        return {"state": current["state"], "action": current["action"], "next_state": following["state"],
-                "goal": future["state"][:, jnp.asarray(spec.goal_indices)]}
+        """One training batch from the replay (see the replay's `sample`)."""
+        return self.buffer.sample(ts.buffer, key)
 
     def diagnostics(self, ts: TrainState, key: jax.Array) -> dict[str, jax.Array]:
         return self.agent.diagnostics(ts.agent, self.sample_batch(ts, key))
 
     def evaluate(self, agent_params: Any, key: jax.Array, return_positions: bool = False):
-        """Run num_eval_envs deterministic episodes from reset; episode metrics of each (and positions).
+        """`evaluate_agent` on the eval env: (metrics name -> [num_eval_envs], positions or None, goals or None)."""
+        return evaluate_agent(self.agent, self.eval_env, self.config.num_eval_envs, agent_params, key,
+                              return_positions)
 
-        Each env's first episode counts (it may end early, then the env's later steps do not count).
-        Returns (metrics: name -> [num_eval_envs], positions [T, num_eval_envs, 2] or None, goals [E, G]).
-        """
-        spec = self.eval_env.spec
-        state = jax.vmap(self.eval_env.reset)(jax.random.split(key, self.config.num_eval_envs))
-        goals = state.obs[:, spec.state_dim:]
-        act = lambda env_state: self.agent.act(agent_params, env_state.obs, key, deterministic=True)  # noqa: E731
-        final, positions = first_episodes(jax.vmap(self.eval_env.step), act, state, spec.episode_length,
-                                          trace=lambda env_state: env_state.obs[:, :2])
-        return final, (positions if return_positions else None), goals
+
+def make_train(trainer: Any) -> Callable[[jax.Array], tuple[Any, dict[str, jax.Array]]]:
+    """The whole training of `trainer` (any loop: `Trainer`, `OnPolicyTrainer`) as a pure function of a key
+    (PureJaxRL's `make_train(config) -> train(key)`).
+
+    `train(key)` runs `trainer.start(key)` (init + prefill), then `num_epochs` epochs (`trainer.epoch`, a scan),
+    and returns (the final state, the metrics of every epoch: name -> [num_epochs, ...]). It is jittable and
+    vmappable over keys; `depthrl train` runs the same `start` and `epoch` (runner.py), one jitted epoch at a
+    time with evaluations, checkpoints and logs between them, so seed i of a run is
+    `jax.vmap(train)(runner.seed_keys(seed, num_seeds))[i]`: the same random draws and operations, equal up to
+    float rounding (XLA compiles an epoch inside this one program with other fusions than the runner's program
+    of one epoch, which can move the last bit of a float).
+    """
+
+    def train(key: jax.Array) -> tuple[Any, dict[str, jax.Array]]:
+        return jax.lax.scan(lambda state, _: trainer.epoch(state), trainer.start(key), None,
+                            length=trainer.config.num_epochs)
+
+    return train

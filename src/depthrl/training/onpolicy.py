@@ -1,6 +1,7 @@
-"""The on-policy loop (PPO): one jitted epoch = collect a rollout with the current policy → GAE → a scan of
-minibatch SGD steps over it. Same interface as `Trainer` (init, epoch, prefill_epoch, evaluate, diagnostics,
-config), so the runner (run directory, metrics, checkpoints, resume, progress, plots) drives it unchanged.
+"""The on-policy loop (PPO): one jitted epoch = collect a rollout with the current policy (`acting.rollout`) →
+GAE → a scan of minibatch SGD steps over it. Same interface as `Trainer` (init, start, epoch, prefill_epoch,
+evaluate, diagnostics, config), so `make_train` and the runner (run directory, metrics, checkpoints, resume,
+progress, plots) drive it unchanged.
 
 TrainConfig flags, read the on-policy way:
   --num-envs × --unroll-length   transitions per rollout (no replay: --buffer-size and --prefill-steps
@@ -25,8 +26,8 @@ from flax import struct
 
 from depthrl.envs.base import State
 from depthrl.losses import policy_gradient as pg
-from depthrl.training.episodes import evaluate_returns
-from depthrl.training.loop import TrainConfig, _episode_means
+from depthrl.training import acting
+from depthrl.training.loop import TrainConfig, evaluate_agent
 
 
 @struct.dataclass
@@ -49,33 +50,28 @@ class OnPolicyTrainer:
 
     def init(self, key: jax.Array) -> OnPolicyState:
         agent_key, env_key, key = jax.random.split(key, 3)
-        env_state = jax.vmap(self.env.reset)(jax.random.split(env_key, self.config.num_envs))
-        return OnPolicyState(agent=self.agent.init(agent_key), env_state=env_state, key=key,
+        return OnPolicyState(agent=self.agent.init(agent_key),
+                             env_state=acting.reset_envs(self.env, env_key, self.config.num_envs), key=key,
                              env_steps=jnp.zeros((), jnp.int32), epoch=jnp.zeros((), jnp.int32))
+
+    def start(self, key: jax.Array) -> OnPolicyState:
+        """The state training starts from: `init` (on-policy: nothing to prefill)."""
+        return self.init(key)
 
     def prefill_epoch(self, ts: OnPolicyState) -> OnPolicyState:
         """On-policy: nothing to prefill (--prefill-steps is rejected for PPO, so the runner never calls this)."""
         return ts
 
     def rollout(self, ts: OnPolicyState, key: jax.Array):
-        """Collect unroll_length steps of num_envs envs with the current policy.
+        """Collect unroll_length steps of num_envs envs with the current policy (`acting.rollout`).
 
         Returns (ts with the new env state and step count, transitions [U, N, ...], episode metrics)."""
-        step_fn = jax.vmap(self.env.step)
         params = ts.agent.params
-
-        def one_step(env_state, step_key):
-            action = self.agent.act(params, env_state.obs, step_key, deterministic=False)
-            next_state = step_fn(env_state, action)
-            record = {"obs": env_state.obs, "action": action, "reward": next_state.reward,
-                      "done": next_state.done, "terminated": next_state.info["terminated"],
-                      "final_obs": next_state.info["final_obs"]}
-            return next_state, (record, next_state.info["episode_metrics"])
-
-        keys = jax.random.split(key, self.config.unroll_length)
-        env_state, (rollout, episode_metrics) = jax.lax.scan(one_step, ts.env_state, keys)
+        env_state, rollout, metrics = acting.rollout(
+            self.env, lambda obs, step_key: self.agent.act(params, obs, step_key, deterministic=False), _record,
+            ts.env_state, key, self.config.unroll_length)
         ts = ts.replace(env_state=env_state, env_steps=ts.env_steps + self.config.steps_per_epoch)
-        return ts, rollout, _episode_means(rollout["done"], episode_metrics)
+        return ts, rollout, metrics
 
     def advantages(self, params: Any, rollout: dict[str, jax.Array]) -> dict[str, jax.Array]:
         """The flat training set of one rollout: obs, action, log_prob (π_old), advantage, target [U·N, ...]."""
@@ -120,9 +116,15 @@ class OnPolicyTrainer:
         return self.agent.diagnostics(ts.agent, {"obs": ts.env_state.obs})
 
     def evaluate(self, agent_params: Any, key: jax.Array, return_positions: bool = False):
-        """(metrics name -> [num_eval_envs], None, None): return and length of one deterministic episode each."""
-        del return_positions  # no maze to draw
-        return evaluate_returns(self.eval_env, self.agent.act, agent_params, key, self.config.num_eval_envs), None, None
+        """`loop.evaluate_agent` on the eval env: (metrics name -> [num_eval_envs], None, None) for a reward env."""
+        return evaluate_agent(self.agent, self.eval_env, self.config.num_eval_envs, agent_params, key,
+                              return_positions)
+
+
+def _record(state: State, action: jax.Array, next_state: State) -> dict[str, jax.Array]:
+    """What a PPO rollout keeps of each step (GAE needs the reward, both ends and the pre-reset observation)."""
+    return {"obs": state.obs, "action": action, "reward": next_state.reward, "done": next_state.done,
+            "terminated": next_state.info["terminated"], "final_obs": next_state.info["final_obs"]}
 
 
 def _explained_variance(prediction: jax.Array, target: jax.Array) -> jax.Array:

@@ -1,6 +1,9 @@
 """The thin shell around the pure training core: run directory, validation, progress bar, metrics
 (JSONL + TensorBoard), checkpoints, resume, plots. All I/O of a training run lives here.
 
+It trains with the pieces of `loop.make_train`: the trainer's `start` (init + prefill) and its `epoch`, one
+jitted epoch at a time, with the evaluation cadence, checkpoints, logs and the memory check between epochs.
+
 A run directory holds: config.json (the full resolved config), metrics.jsonl (one JSON object per
 evaluation), tb/ (TensorBoard events), checkpoints/ (orbax arrays + checksummed manifest), plots/.
 
@@ -275,10 +278,7 @@ def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None
         wall_offset = rows[-1]["wall_time"] if rows else 0.0
         print(f"resuming {run_dir} from checkpoint {path.name}")
     else:
-        state = jax.jit(jax.vmap(trainer.init))(keys)
-        prefill_fn = jax.jit(jax.vmap(trainer.prefill_epoch), donate_argnums=0)
-        for _ in range(cfg.prefill_epochs):
-            state = prefill_fn(state)
+        state = jax.jit(jax.vmap(trainer.start))(keys)  # init + prefill, as `loop.make_train` starts
     state = replicate(state, cfg.num_devices)  # --num-devices: parameters on every device, the batch split
     if options.resume:
         _rewrite_metrics(run_dir, rows)
