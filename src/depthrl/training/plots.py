@@ -66,7 +66,7 @@ def critic_energy_fn(trainer, params, goal, num_bodies: int = 8):
     spec = trainer.eval_env.spec
     xy = jnp.asarray(spec.goal_indices)
     keys = jax.random.split(jax.random.PRNGKey(0), num_bodies)
-    bodies = jax.vmap(trainer.eval_env.reset)(keys).obs[:, : spec.state_dim]  # [B, state_dim]
+    bodies = jax.jit(jax.vmap(trainer.eval_env.reset))(keys).obs[:, : spec.state_dim]  # [B, state_dim]
     goal = jnp.asarray(goal, jnp.float32) * scale
 
     def one_body(body: jax.Array, cells: jax.Array) -> jax.Array:
