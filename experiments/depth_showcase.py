@@ -15,14 +15,18 @@ and seeds (vmapped in one process per depth), then:
   critics (seed 0) side by side.
 
 Resumable: a finished depth is skipped and a killed one continues from its checkpoint (`depthrl.sweep`).
+Pilots of other settings (--env, --batch-size, --sgd-steps-per-collect, budget, seeds) need their own --out.
 
     .venv/bin/python experiments/depth_showcase.py                       # depths 4, 16, 64 x 5 seeds
-    .venv/bin/python experiments/depth_showcase.py --depths 4 16 --num-seeds 3 --total-env-steps 2000000
+    .venv/bin/python experiments/depth_showcase.py --depths 4 16 --num-seeds 3 --total-env-steps 2000000 \
+        --batch-size 512 --out experiments/out/showcase_b512
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
 import tyro
@@ -33,17 +37,23 @@ from depthrl.errors import ConfigError
 from depthrl.training.presets import SHOWCASE_ENV, SHOWCASE_TRAIN
 from representations import critic_fn, heatmap_image, plot_side_by_side, wall_scores
 
-_TRAIN_FIELDS = ("num_envs", "unroll_length", "sgd_steps_per_collect", "eval_every", "num_eval_envs")
+_TRAIN_FIELDS = ("num_envs", "unroll_length", "num_eval_envs")
 
 
 @dataclasses.dataclass(frozen=True)
 class ShowcaseOptions(Options):
+    env: str = SHOWCASE_ENV.env
+    """Task: a crawler maze (crawler-maze-u4, -big, -hardest, ...) or, as a control, a point-mass maze."""
     depths: tuple[int, ...] = (4, 16, 64)
     """Depths compared (multiples of 4); the first is the baseline the others are divided by."""
     width: int = 64
     """Width of every network."""
     random_start: bool = SHOWCASE_ENV.random_start
     """Start episodes anywhere free instead of at the maze's reset cell."""
+    batch_size: int = 256
+    """Transitions per SGD step (also the contrastive loss's negatives)."""
+    sgd_steps_per_collect: int = SHOWCASE_TRAIN.sgd_steps_per_collect
+    """SGD steps after each collection of num_envs x unroll_length env steps (the update-to-data ratio)."""
     eval_every: int = SHOWCASE_TRAIN.eval_every
     """Evaluation interval in env steps."""
 
@@ -54,9 +64,12 @@ class ShowcaseOptions(Options):
                               "Ant U4-maze (`depthrl train --preset ant-u4-maze-d64`, GPU)")
         if len(self.depths) < 2:
             raise ConfigError("--depths", self.depths, "give a baseline and at least one deeper depth")
-        if self.width < 1 or self.eval_every < 1:
-            raise ConfigError("--width" if self.width < 1 else "--eval-every",
-                              self.width if self.width < 1 else self.eval_every, "must be >= 1")
+        if not self.env.startswith(("crawler-maze", "point-maze")):
+            raise ConfigError("--env", self.env, "the showcase draws the critic over a maze: give a crawler-maze-* "
+                              "or point-maze-* env")
+        for name in ("width", "batch_size", "sgd_steps_per_collect", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')}", getattr(self, name), "must be >= 1")
 
     def seeds(self) -> int:
         return self.num_seeds or 5
@@ -82,13 +95,26 @@ def contrast(table: list[dict], depths: tuple[int, ...]) -> list[dict]:
     return rows
 
 
+def check_out_dir(out: Path, fixed: dict, num_seeds: int) -> None:
+    """A sweep folder holds one setting: its unfinished cells resume with their own stored flags, so a rerun
+    with other settings (env, recipe, budget, seeds) must go to another --out. Depths may be added."""
+    stored = json.loads((out / "sweep.json").read_text()) if (out / "sweep.json").is_file() else None
+    if stored is not None and (stored.get("fixed") != fixed or stored.get("num_seeds") != num_seeds):
+        changed = sorted(k for k in {*fixed, *stored.get("fixed", {})} if stored["fixed"].get(k) != fixed.get(k))
+        changed += ["num_seeds"] if stored.get("num_seeds") != num_seeds else []
+        raise ConfigError("--out", str(out), f"holds a showcase sweep with other {', '.join(changed)}; "
+                          "give another --out for these settings")
+
+
 def main(opts: ShowcaseOptions) -> None:
     opts.validate()
-    fixed = {"env": SHOWCASE_ENV.env, "random_start": opts.random_start, "width": opts.width,
-             "batch_size": 256, "total_env_steps": opts.steps(), "plots": False,
-             **{f: getattr(SHOWCASE_TRAIN, f) for f in _TRAIN_FIELDS}, "eval_every": opts.eval_every}
+    fixed = {"env": opts.env, "random_start": opts.random_start, "width": opts.width,
+             "batch_size": opts.batch_size, "total_env_steps": opts.steps(), "plots": False,
+             **{f: getattr(SHOWCASE_TRAIN, f) for f in _TRAIN_FIELDS},
+             "sgd_steps_per_collect": opts.sgd_steps_per_collect, "eval_every": opts.eval_every}
+    check_out_dir(opts.out_dir("depth_showcase"), fixed, opts.seeds())
     result = run("depth_showcase", opts, "crl", {"depth": opts.depths}, fixed,
-                 title=f"Depth showcase ({SHOWCASE_ENV.env}): IQM time at goal over {opts.seeds()} seeds")
+                 title=f"Depth showcase ({opts.env}): IQM time at goal over {opts.seeds()} seeds")
     out = opts.out_dir("depth_showcase")
     rows = contrast(result.table, opts.depths)
     sweep.write_csv(out / "showcase.csv", rows)

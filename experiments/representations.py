@@ -20,7 +20,6 @@ import dataclasses
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import tyro
 
@@ -30,7 +29,7 @@ from depthrl.envs import render
 from depthrl.envs.maze import cell_distances
 from depthrl.envs.wrappers import unwrapped
 from depthrl.training import command
-from depthrl.training.plots import farthest_goal
+from depthrl.training.plots import critic_energy_fn, farthest_goal
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,27 +55,17 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 def critic_fn(run_dir: Path, seed: int = 0):
     """(layout, goal, fn(positions [P, 2]) -> energies [P]) of a finished run's critic (seed `seed`).
 
-    Positions and the goal are in maze cells; a physics maze scales them by its cell size. Every state
-    coordinate but x, y is taken from a reset state (the point mass: zero velocity; the Ant: its standing
-    pose), so the critic is asked about states it has seen.
+    Positions and the goal are in maze cells. The critic is asked about realistic bodies at each position
+    (`depthrl.training.plots.critic_energy_fn`: the mean energy over reset states whose x, y are moved there;
+    the point mass: zero velocity; the crawler: random headings and joint angles; the Ant: its standing pose),
+    the same function the run's own `plots/q_heatmap.png` draws.
     """
     args, trainer, state = command.load_run(run_dir)
     maze = unwrapped(trainer.eval_env)
     layout = getattr(maze, "layout", None) or maze.maze
-    scale = float(getattr(maze, "cell_size", 1.0))
-    spec = trainer.eval_env.spec
     goal = np.asarray(farthest_goal(layout))
-    base = trainer.eval_env.reset(jax.random.PRNGKey(0)).obs[: spec.state_dim]
     params = jax.tree.map(lambda x: x[seed], state.agent.params)
-
-    @jax.jit
-    def energies(cells: jax.Array) -> jax.Array:
-        states = jnp.broadcast_to(base, (cells.shape[0], spec.state_dim)).at[:, :2].set(cells * scale)
-        goals = jnp.broadcast_to(jnp.asarray(goal) * scale, (cells.shape[0], 2))
-        action = trainer.agent.act(params, jnp.concatenate([states, goals], -1), jax.random.PRNGKey(0), True)
-        return trainer.agent.q_value(params, states, action, goals)
-
-    return layout, goal, lambda p: np.asarray(energies(jnp.asarray(p, jnp.float32)))
+    return layout, goal, critic_energy_fn(trainer, params, goal)
 
 
 def wall_scores(layout, goal: np.ndarray, fn) -> dict[str, float]:

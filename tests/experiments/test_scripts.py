@@ -6,7 +6,9 @@ sweep for real: summary, plot and the skip of a finished depth on a rerun."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib
+import json
 import sys
 from pathlib import Path
 
@@ -168,10 +170,34 @@ def test_depth_showcase_grid_contrast_and_flags(scripts, sweeps, tmp_path):
     rows = ds.contrast(table, (4, 16, 64))
     assert [(r["depth"], r["ratio"], r["cis_disjoint"]) for r in rows] == [(16, 2.0, True), (64, 1.5, False)]
     for kw, name in (({"depths": (4,)}, "--depths"), ({"scale": "paper"}, "--scale"), ({"num_seeds": 0}, "--num-seeds"),
-                     ({"width": 0}, "--width")):
+                     ({"width": 0}, "--width"), ({"batch_size": 0}, "--batch-size"),
+                     ({"sgd_steps_per_collect": 0}, "--sgd-steps-per-collect"), ({"env": "cartpole"}, "--env")):
         with pytest.raises(ConfigError) as err:
             ds.main(ds.ShowcaseOptions(progress=False, out=str(tmp_path / "bad"), **kw))
         assert err.value.flag == name and not (tmp_path / "bad").exists()
+
+
+def test_depth_showcase_recipe_flags_and_one_setting_per_out_dir(scripts, sweeps, tmp_path):
+    ds = scripts["depth_showcase"]
+    opts = ds.ShowcaseOptions(progress=False, out=str(tmp_path), env="crawler-maze-big", depths=(4, 16),
+                              batch_size=512, sgd_steps_per_collect=32, num_seeds=3, total_env_steps=6400)
+    with pytest.raises(ConfigError, match="not a run directory"):
+        ds.main(opts)
+    spec, _, cells, _ = sweeps[0]
+    assert (spec.fixed["env"], spec.fixed["batch_size"], spec.fixed["sgd_steps_per_collect"]) == \
+        ("crawler-maze-big", 512, 32)
+    assert all(flag(c, "--batch-size") == 512 and flag(c, "--sgd-steps-per-collect") == 32 for c in cells)
+    # The real sweep records its setting in sweep.json; a rerun with another recipe must not resume those
+    # cells with their stored flags, while adding a depth to the same setting is allowed.
+    (tmp_path / "sweep.json").write_text(json.dumps(spec.to_json()))
+    with pytest.raises(ConfigError, match="batch_size, sgd_steps_per_collect") as err:
+        ds.main(dataclasses.replace(opts, batch_size=256, sgd_steps_per_collect=16))
+    assert err.value.flag == "--out" and len(sweeps) == 1
+    with pytest.raises(ConfigError, match="num_seeds"):
+        ds.main(dataclasses.replace(opts, num_seeds=5))
+    with pytest.raises(ConfigError, match="not a run directory"):
+        ds.main(dataclasses.replace(opts, depths=(4, 16, 64)))
+    assert sweeps[-1][0].axes == {"depth": (4, 16, 64)}
 
 
 @pytest.mark.slow  # two tiny training runs; the grid, contrast and flags are covered by the test above

@@ -50,12 +50,34 @@ def plot_learning_curves(rows: list[dict], path: Path, title: str = "") -> Path:
     return path
 
 
-def q_heatmap_values(agent, params, positions: jax.Array, goal: jax.Array, state_dim: int) -> jax.Array:
-    """Critic energy f(s, π(s, g), g) for s = (x, y, 0, ...) at each position [P, 2] -> [P]."""
-    state = jnp.zeros((positions.shape[0], state_dim)).at[:, :2].set(positions)
-    goals = jnp.broadcast_to(goal, (positions.shape[0], goal.shape[-1]))
-    action = agent.act(params, jnp.concatenate([state, goals], -1), jax.random.PRNGKey(0), deterministic=True)
-    return agent.q_value(params, state, action, goals)
+def critic_energy_fn(trainer, params, goal, num_bodies: int = 8):
+    """fn(positions [P, 2] in maze cells) -> critic energy f(s, π(s, g), g) [P] for the goal `goal` (cells).
+
+    Every state coordinate but the goal's (x, y) comes from `num_bodies` reset states of the eval env
+    (the point mass: zero velocity; the crawler: a random heading and joint angles; the Ant: its standing
+    pose), so the critic is asked about bodies it has seen, and the energy at a position is the mean over
+    those bodies (one random heading alone would rank positions by where that heading points). A physics
+    maze's positions are scaled by its cell size.
+    """
+    if num_bodies < 1:
+        raise ValueError(f"num_bodies={num_bodies} must be >= 1")
+    maze = unwrapped(trainer.eval_env)
+    scale = float(getattr(maze, "cell_size", 1.0))
+    spec = trainer.eval_env.spec
+    xy = jnp.asarray(spec.goal_indices)
+    keys = jax.random.split(jax.random.PRNGKey(0), num_bodies)
+    bodies = jax.jit(jax.vmap(trainer.eval_env.reset))(keys).obs[:, : spec.state_dim]  # [B, state_dim]
+    goal = jnp.asarray(goal, jnp.float32) * scale
+
+    def one_body(body: jax.Array, cells: jax.Array) -> jax.Array:
+        states = jnp.broadcast_to(body, (cells.shape[0], spec.state_dim)).at[:, xy].set(cells * scale)
+        goals = jnp.broadcast_to(goal, (cells.shape[0], goal.shape[-1]))
+        obs = jnp.concatenate([states, goals], -1)
+        action = trainer.agent.act(params, obs, jax.random.PRNGKey(0), deterministic=True)
+        return trainer.agent.q_value(params, states, action, goals)
+
+    energies = jax.jit(lambda cells: jnp.mean(jax.vmap(one_body, (0, None))(bodies, cells), axis=0))
+    return lambda positions: np.asarray(energies(jnp.asarray(positions, jnp.float32)))
 
 
 def plot_run(run_dir: Path, trainer, state, rows: list[dict]) -> list[Path]:
@@ -79,11 +101,9 @@ def plot_run(run_dir: Path, trainer, state, rows: list[dict]) -> list[Path]:
     written.append(render.plot_trajectories(layout, trajectories, np.asarray(goals[:k]),
                                             out / "trajectories.png"))
     if hasattr(trainer.agent, "q_value"):
-        spec = trainer.eval_env.spec
-        goal = jnp.asarray(farthest_goal(layout))
-        fn = jax.jit(lambda p: q_heatmap_values(trainer.agent, params0, p, goal, spec.state_dim))
+        goal = farthest_goal(layout)
         written.append(render.heatmap_over_maze(
-            layout, lambda p: np.asarray(fn(jnp.asarray(p))), np.asarray(goal), out / "q_heatmap.png",
+            layout, critic_energy_fn(trainer, params0, goal), goal, out / "q_heatmap.png",
             title="critic f(s, π(s, g), g) for the goal ★ (brighter = closer, as the critic sees it)",
             label="critic energy"))
     return written
