@@ -4,18 +4,16 @@ and its resume from a checkpoint equals the uninterrupted run (the shell is shar
 import dataclasses
 import shutil
 
-from reliability_helpers import ENV, TRAIN, differences
-
 from depthrl.agents.sac import SACConfig
-from depthrl.envs.registry import EnvConfig
 from depthrl.training import runner, train_sac
 from depthrl.training.loop import TrainConfig
+from tiny_runs import TINY_TRAIN, differences, tiny_env
 
 
 def _sac_args(run_dir):
-    return train_sac.Args(env=EnvConfig(**ENV),
+    return train_sac.Args(env=tiny_env(),
                           agent=SACConfig(depth=4, width=16, batch_size=32),
-                          train=TrainConfig(**{**TRAIN, "total_env_steps": 1600}), run_dir=str(run_dir),
+                          train=TrainConfig(**TINY_TRAIN), run_dir=str(run_dir),
                           progress=False, plots=False, tensorboard=False, compile_cache=False)
 
 

@@ -12,6 +12,7 @@ from depthrl.agents.crl import CRLConfig
 from depthrl.errors import ConfigError
 from depthrl.training import command, loop, runner
 from depthrl.training.train_cli import Args, main
+from tiny_runs import cli_flags
 
 # The estimate of one SGD step must lie within this factor of XLA's buffer assignment (measured on CPU over
 # depth 4-32, width 32-256, batch 128-512, both layouts, remat on/off: 0.88-1.43).
@@ -133,9 +134,8 @@ def test_compiled_memory_is_xlas_buffer_assignment(make_tiny_args, tmp_path):
 
 def test_estimate_compile_reports_what_train_checks(make_tiny_args, tmp_path, capsys):
     memory, _ = _compiled_memory(make_tiny_args(tmp_path / "r"))
-    flags = ["--env", "point-maze", "--layout", "######/#R...#/#....#/#...G#/######", "--episode-length", "50",
-             "--depth", "4", "--width", "16", "--repr-dim", "8", "--batch-size", "32", "--num-envs", "16",
-             "--unroll-length", "25", "--sgd-steps-per-collect", "4", "--num-eval-envs", "8", "--buffer-size", "4000"]
+    flags = cli_flags(make_tiny_args(tmp_path / "r"))
+    flags = flags[:flags.index("--run-dir")]  # the tiny run's env, agent and train flags
     assert cli.main(["estimate", *flags, "--compile", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["compiled"]["peak_bytes"] == memory.peak_bytes

@@ -5,13 +5,13 @@ import json
 import shutil
 
 import pytest
-from reliability_helpers import NUM_EPOCHS, differences
 
 from depthrl.cli import main as cli_main
 from depthrl.errors import ConfigError
 from depthrl.training import checkpoint as ckpt
 from depthrl.training import runner
 from depthrl.training.train_cli import Args, main
+from tiny_runs import NUM_EPOCHS, differences
 
 NEWEST, PREVIOUS, OLDEST = (f"epoch_{e:08d}" for e in (NUM_EPOCHS, NUM_EPOCHS - 2, NUM_EPOCHS - 4))
 
