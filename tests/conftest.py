@@ -1,11 +1,68 @@
-"""Test-session settings: one persistent compilation cache for the whole session (tests that build the
-same tiny programs compile them once), in a temporary folder so every CI run starts clean."""
+"""Test-session settings and the tiny trained runs many tests share (their configs: tests/tiny_runs.py).
+
+One persistent compilation cache for the whole session, in a temporary folder so every run starts clean. Under
+pytest-xdist the workers share it (it sits beside their own temporary folders): a program one worker compiled,
+the other loads. JAX's capped cache locks the folder around each read and write, so two workers never see an
+entry half written.
+"""
+
+import os
+import shutil
 
 import pytest
 
 from depthrl.training import compile_cache
+from tiny_runs import main, reference_args, tiny_crl_args
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _session_compile_cache(tmp_path_factory):
-    compile_cache.enable(tmp_path_factory.mktemp("jax_cache"), min_compile_time_s=0.0)
+    base = tmp_path_factory.getbasetemp()
+    # An xdist worker's folder is <the session's folder>/popen-gwN: the parent is this session's, shared.
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "jax_cache"
+    compile_cache.enable(folder, min_compile_time_s=0.0)
+
+
+@pytest.fixture
+def tiny_args(tmp_path):
+    """tiny_args(**train_overrides) -> the tiny CRL run's Args, in tmp_path/run."""
+    return lambda **train: tiny_crl_args(tmp_path / "run", **train)
+
+
+@pytest.fixture
+def make_tiny_args():
+    """tiny_crl_args(run_dir, seed=0, **train) -> the tiny CRL run's Args (tests/tiny_runs.py)."""
+    return tiny_crl_args
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory):
+    """One uninterrupted tiny run of 12 epochs (checkpoints 8, 10 and 12 kept), shared by the tests of resume,
+    checkpoints and bad input: (args, run_dir, metrics rows). Tests must not modify it: copy it
+    (`reference_copy`)."""
+    from depthrl.training import runner
+
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    args = reference_args(run_dir)
+    assert main(args) == 0
+    return args, run_dir, runner.read_metrics(run_dir)
+
+
+@pytest.fixture
+def reference_copy(reference, tmp_path):
+    """A private copy of the reference run directory, for a test to damage."""
+    _, run_dir, _ = reference
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    return copy
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory):
+    """Two finished tiny runs of 4 epochs (seeds 0 and 1; checkpoints 2 and 4): [run_dir_seed0, run_dir_seed1],
+    for the tests of eval, render and compare."""
+    base = tmp_path_factory.mktemp("tool_runs")
+    dirs = [base / "tiny_s0", base / "tiny_s1"]
+    for seed, run_dir in enumerate(dirs):
+        assert main(tiny_crl_args(run_dir, seed=seed)) == 0
+    return dirs

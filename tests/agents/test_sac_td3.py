@@ -24,8 +24,8 @@ from depthrl.training import command, runner
 from depthrl.training.command import validate
 from depthrl.training.loop import TrainConfig
 from depthrl.training.registry import AGENTS
+from tiny_runs import TINY_ROOM
 
-TINY_ROOM = "######/#R...#/#....#/#...G#/######"  # 3x4 room, start top-left, goal bottom-right
 GAMMA = 0.8  # probes: far enough from 1 that V(s0) = γ of the two-step chain is told apart from 1
 
 # --- probes: one agent learns all four at once ------------------------------------------------------

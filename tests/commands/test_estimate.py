@@ -13,6 +13,7 @@ from depthrl.errors import ConfigError
 from depthrl.training import command, estimate, loop, runner
 from depthrl.training.command import run as main
 from depthrl.training.registry import AGENTS
+from tiny_runs import cli_flags
 
 Args = AGENTS["crl"].args  # the flags of `depthrl train crl`
 
@@ -136,9 +137,8 @@ def test_compiled_memory_is_xlas_buffer_assignment(make_tiny_args, tmp_path):
 
 def test_estimate_compile_reports_what_train_checks(make_tiny_args, tmp_path, capsys):
     memory, _ = _compiled_memory(make_tiny_args(tmp_path / "r"))
-    flags = ["--env", "point-maze", "--layout", "######/#R...#/#....#/#...G#/######", "--episode-length", "50",
-             "--depth", "4", "--width", "16", "--repr-dim", "8", "--batch-size", "32", "--num-envs", "16",
-             "--unroll-length", "25", "--sgd-steps-per-collect", "4", "--num-eval-envs", "8", "--buffer-size", "4000"]
+    flags = cli_flags(make_tiny_args(tmp_path / "r"))
+    flags = flags[:flags.index("--run-dir")]  # the tiny run's env, agent and train flags
     assert cli.main(["estimate", *flags, "--compile", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["compiled"]["peak_bytes"] == memory.peak_bytes

@@ -13,6 +13,7 @@ from depthrl.commands import eval as eval_cli
 from depthrl.commands import render as render_cli
 from depthrl.errors import ConfigError
 from depthrl.training import runner
+from tiny_runs import TINY_ROOM
 
 # One xdist worker runs this module (make test: --dist loadgroup), so the session fixture trained_runs (two
 # tiny runs) is built once, not by both workers.
@@ -38,7 +39,7 @@ def test_eval_on_other_envs_and_outputs(trained_runs, capsys):
     run = trained_runs[0]
     stitched = eval_cli.evaluate(eval_cli.Args(run_dir=str(run), stitching=True, stitch_eval_min=4,
                                                stitch_eval_max=5, episodes=16, seed=3))
-    assert stitched["env"]["stitching"] and stitched["env"]["layout"] == "######/#R...#/#....#/#...G#/######"
+    assert stitched["env"]["stitching"] and stitched["env"]["layout"] == TINY_ROOM
     assert stitched["episodes"] == 16 and len(stitched["per_seed"]["success"]) == 1
     assert all(0.0 <= stitched["metrics"][k] <= 1.0 for k in ("success", "time_at_goal"))
     # The evaluation pairs start 4-5 cells from the goal: a random-ish tiny policy ends far from it.

@@ -7,19 +7,18 @@ import shutil
 
 import jax
 import numpy as np
-from reliability_helpers import ENV, TRAIN, differences
 
 from depthrl.agents.sac import SACConfig
-from depthrl.envs.registry import EnvConfig
 from depthrl.training import command, runner
 from depthrl.training.loop import TrainConfig, make_train
 from depthrl.training.registry import AGENTS
+from tiny_runs import TINY_TRAIN, differences, tiny_env
 
 
 def _sac_args(run_dir):
-    return AGENTS["sac"].args(env=EnvConfig(**ENV),
+    return AGENTS["sac"].args(env=tiny_env(),
                           agent=SACConfig(depth=4, width=16, batch_size=32),
-                          train=TrainConfig(**{**TRAIN, "total_env_steps": 1600}), run_dir=str(run_dir),
+                          train=TrainConfig(**TINY_TRAIN), run_dir=str(run_dir),
                           progress=False, plots=False, tensorboard=False, compile_cache=False)
 
 

@@ -7,18 +7,17 @@ import signal
 import subprocess
 import time
 
-from reliability_helpers import (
+from depthrl.training import checkpoint as ckpt
+from depthrl.training import runner
+from tiny_runs import (
     EPOCHS_PER_CHECKPOINT,
     NUM_EPOCHS,
     cli_flags,
     depthrl_command,
     differences,
+    reference_args,
     subprocess_env,
-    tiny_args,
 )
-
-from depthrl.training import checkpoint as ckpt
-from depthrl.training import runner
 
 
 def _checkpoint_names(run_dir):
@@ -32,7 +31,7 @@ def test_sigkill_at_a_random_moment_then_resume_equals_uninterrupted(reference, 
     rng = random.Random(seed)  # printed on failure, to replay the same kill moment
     run_dir = tmp_path / "run"
     log = open(tmp_path / "log.txt", "w")
-    proc = subprocess.Popen(depthrl_command("train", "crl", *cli_flags(tiny_args(run_dir))), env=subprocess_env(),
+    proc = subprocess.Popen(depthrl_command("train", "crl", *cli_flags(reference_args(run_dir))), env=subprocess_env(),
                             stdout=log, stderr=subprocess.STDOUT)
     # Wait for checkpoint k (k >= 2, so the gap between two checkpoints is known and >= 2 gaps remain), then
     # kill at a uniformly random moment within the next gap: mid-collection, mid-update, mid-eval or mid-write.

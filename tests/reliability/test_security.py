@@ -7,11 +7,10 @@ import os
 import shutil
 from pathlib import Path
 
-from reliability_helpers import NUM_EPOCHS, differences
-
 import depthrl
 from depthrl.training import runner
 from depthrl.training.command import run as main
+from tiny_runs import NUM_EPOCHS, differences
 
 SRC = Path(depthrl.__file__).parent
 CODE_LOADING_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "marshal", "shelve",

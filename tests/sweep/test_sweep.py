@@ -18,12 +18,10 @@ import pytest
 from depthrl import cli, sweep
 from depthrl.commands import sweep as sweep_cmd
 from depthrl.errors import ConfigError
+from tiny_runs import TINY_CRL, TINY_ENV, TINY_TRAIN, subprocess_env
 
-TINY_ROOM = "######/#R...#/#....#/#...G#/######"
-# A CRL run that compiles and trains in seconds (as tests/training's tiny_args): 4 epochs, evaluations at 2 and 4.
-TINY = {"env": "point-maze", "layout": TINY_ROOM, "episode_length": 50, "width": 16, "repr_dim": 8,
-        "batch_size": 32, "num_envs": 16, "unroll_length": 25, "sgd_steps_per_collect": 4,
-        "total_env_steps": 1600, "eval_every": 800, "num_eval_envs": 8, "buffer_size": 4000,
+# The tiny CRL run of tests/tiny_runs.py (its depth an axis here): 4 epochs, evaluations at 2 and 4.
+TINY = {**TINY_ENV, **{k: v for k, v in TINY_CRL.items() if k != "depth"}, **TINY_TRAIN,
         "tensorboard": False, "plots": False, "compile_cache": False}
 
 
@@ -271,25 +269,24 @@ mkdir -p {run_dir} && echo '{{}}' > {run_dir}/config.json && kill -9 $$
 
 
 def seed_spec() -> sweep.SweepSpec:
-    """Two cells that differ only by base seed (2 vmapped seeds each), with a compile cache: the same programs,
-    so the second process and a resumed one load them instead of compiling."""
-    return sweep.SweepSpec(kind="crl", axes={"seed": (0, 1)}, fixed={**TINY, "compile_cache": True}, num_seeds=2)
+    """Two cells that differ only by base seed (2 vmapped seeds each): the same programs, so with the session's
+    compile cache (real_sweep) the second process and a resumed one load them instead of compiling."""
+    return sweep.SweepSpec(kind="crl", axes={"seed": (0, 1)}, fixed=TINY, num_seeds=2)
 
 
 @pytest.fixture(scope="module")
 def real_sweep(tmp_path_factory):
-    """Two real cells run as `depthrl train crl` processes; their compile cache in a temporary folder."""
+    """Two real cells run as `depthrl train crl` processes. They inherit this session's compile cache (so the
+    2-seed programs of tests/training/test_crl_train.py's vmapped-seeds run, the same shapes, compile once)."""
     out = tmp_path_factory.mktemp("sweep")
-    saved = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg_cache"))  # inherited by the cells
+    saved = dict(os.environ)
+    os.environ.update(subprocess_env())  # inherited by the cells
     try:
         result = sweep.run_sweep(seed_spec(), out, metric="success", last_evals=2, progress=False, num_resamples=200)
         yield out, result
     finally:
-        if saved is None:
-            os.environ.pop("XDG_CACHE_HOME", None)
-        else:
-            os.environ["XDG_CACHE_HOME"] = saved
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @pytest.mark.xdist_group("real_sweep")
@@ -346,7 +343,7 @@ def test_ray_path_gives_each_cell_its_gpu_and_a_killed_cell_resumes(real_sweep, 
 
     The command runs in its own process, so Ray's workers, signal handlers and exit hooks never touch the test
     process. They inherit its environment, so the cells load the programs real_sweep compiled (the same
-    shapes: XDG_CACHE_HOME points at its compile cache) instead of compiling them again."""
+    shapes: they share the session's compile cache) instead of compiling them again."""
     pytest.importorskip("ray", reason="the Ray path needs the sweep extra (make test installs it)")
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(json.dumps(seed_spec().to_json()))

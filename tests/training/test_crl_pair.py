@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 
 from depthrl.agents.crl_pair import CollectorLearner, PairConfig
-from depthrl.envs.registry import EnvConfig, make_envs
+from depthrl.envs.registry import make_envs
 from depthrl.errors import ConfigError
-
-TINY_ROOM = "######/#R...#/#....#/#...G#/######"
+from tiny_runs import tiny_env
 
 
 @pytest.fixture(scope="module")
 def pair():
-    env, _ = make_envs(EnvConfig(env="point-maze", layout=TINY_ROOM, episode_length=50))
+    env, _ = make_envs(tiny_env())
     agent = CollectorLearner(PairConfig(depth=4, collector_depth=8, width=16, repr_dim=8, batch_size=16), env.spec)
     return agent, agent.init(jax.random.PRNGKey(0)), env.spec
 

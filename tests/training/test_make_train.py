@@ -11,13 +11,14 @@ import pytest
 from depthrl.commands.train import main
 from depthrl.training import command, runner
 from depthrl.training.loop import make_train
+from tiny_runs import tiny_crl_args
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_args_at, tmp_path_factory):
+def tiny(tmp_path_factory):
     """The tiny CRL run (4 epochs of 400 env steps, evaluated every 2) and `train` vmapped over keys, jitted: the
     way the runner runs its seeds (one compile per number of keys)."""
-    args = tiny_args_at(tmp_path_factory.mktemp("make_train") / "run")
+    args = tiny_crl_args(tmp_path_factory.mktemp("make_train") / "run")
     trainer = command.build(args)
     return args, trainer, jax.jit(jax.vmap(make_train(trainer)))
 

@@ -1,7 +1,7 @@
 """scripts/bench_checkpoint.py runs and prints one JSON line per mode with the fields docs/benchmarks.md § 7
 reads (a tiny configuration: this checks the script, it times nothing). Slow (a fresh process compiles its
 epoch: 30-100 s on the shared 2-core CPU); the saver it drives is covered by the fast
-tests/reliability/test_async_checkpoint.py."""
+tests/training/test_checkpoint_async.py."""
 
 import json
 import subprocess

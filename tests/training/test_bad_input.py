@@ -6,13 +6,13 @@ import dataclasses
 import json
 
 import pytest
-from reliability_helpers import tiny_args
 
 from depthrl.cli import main as cli_main
 from depthrl.errors import ConfigError
 from depthrl.training import runner
 from depthrl.training.command import resolve_resume, validate
 from depthrl.training.command import run as main
+from tiny_runs import reference_args, tiny_crl_args, tiny_env
 
 
 def _with(args, section, **kw):
@@ -36,18 +36,18 @@ def _error(args) -> str:
     ("env", "episode_length", -3, "--episode-length"),
 ])
 def test_non_positive_size(tmp_path, section, field, value, flag):
-    message = _error(_with(tiny_args(tmp_path / "r"), section, **{field: value}))
+    message = _error(_with(tiny_crl_args(tmp_path / "r"), section, **{field: value}))
     assert message.startswith(f"{flag}={value!r} is invalid: must be > 0")
 
 
 def test_non_positive_keep_checkpoints(tmp_path):
-    message = _error(dataclasses.replace(tiny_args(tmp_path / "r"), keep_checkpoints=0))
+    message = _error(dataclasses.replace(tiny_crl_args(tmp_path / "r"), keep_checkpoints=0))
     assert message.startswith("--keep-checkpoints=0 is invalid")
 
 
 @pytest.mark.parametrize("gamma", [0.0, -0.5, 1.5, float("nan")])
 def test_discount_outside_the_open_unit_interval(tmp_path, gamma):
-    message = _error(_with(tiny_args(tmp_path / "r"), "agent", discount=gamma))
+    message = _error(_with(tiny_crl_args(tmp_path / "r"), "agent", discount=gamma))
     assert message.startswith(f"--discount={gamma!r} is invalid: must lie strictly between 0 and 1")
 
 
@@ -55,7 +55,7 @@ def test_sac_discount_and_learning_rate_are_checked_too(tmp_path):
     from depthrl.agents.sac import SACConfig
     from depthrl.training.registry import AGENTS
 
-    args = AGENTS["sac"].args(env=tiny_args(tmp_path).env, agent=SACConfig(discount=1.0), run_dir=str(tmp_path / "r"))
+    args = AGENTS["sac"].args(env=tiny_env(), agent=SACConfig(discount=1.0), run_dir=str(tmp_path / "r"))
     assert _error(args).startswith("--discount=1.0 is invalid")
     assert _error(dataclasses.replace(args, agent=SACConfig(critic_lr=-1.0))).startswith("--critic-lr=-1.0")
 
@@ -63,7 +63,7 @@ def test_sac_discount_and_learning_rate_are_checked_too(tmp_path):
 @pytest.mark.parametrize("flag", ["critic_lr", "actor_lr", "alpha_lr"])
 @pytest.mark.parametrize("lr", [0.0, -3e-4])
 def test_learning_rate_not_positive(tmp_path, flag, lr):
-    message = _error(_with(tiny_args(tmp_path / "r"), "agent", **{flag: lr}))
+    message = _error(_with(tiny_crl_args(tmp_path / "r"), "agent", **{flag: lr}))
     assert message.startswith(f"--{flag.replace('_', '-')}={lr!r} is invalid: must be > 0")
 
 
@@ -74,7 +74,7 @@ def test_learning_rate_not_positive(tmp_path, flag, lr):
                                              "binary_nce"]),
 ])
 def test_unknown_energy_or_loss_lists_the_valid_ones(tmp_path, field, value, flag, valid):
-    message = _error(_with(tiny_args(tmp_path / "r"), "agent", **{field: value}))
+    message = _error(_with(tiny_crl_args(tmp_path / "r"), "agent", **{field: value}))
     assert message.startswith(f"{flag}={value!r} is invalid")
     assert all(name in message for name in valid), message
 
@@ -103,7 +103,7 @@ def test_run_of_an_unknown_agent_lists_the_valid_ones(reference_copy):
     config = json.loads((reference_copy / "config.json").read_text())
     (reference_copy / "config.json").write_text(json.dumps({**config, "kind": "a2c"}))
     with pytest.raises(ConfigError, match=r"'a2c'.*known: .*crl"):
-        resolve_resume(dataclasses.replace(tiny_args(reference_copy), resume=str(reference_copy)))
+        resolve_resume(dataclasses.replace(reference_args(reference_copy), resume=str(reference_copy)))
 
 
 # -- malformed layouts --------------------------------------------------------------------------------------
@@ -117,7 +117,7 @@ def test_run_of_an_unknown_agent_lists_the_valid_ones(reference_copy):
     ("no-such-maze", "not a built-in layout"),
 ])
 def test_malformed_layout(tmp_path, layout, what):
-    message = _error(_with(tiny_args(tmp_path / "r"), "env", layout=layout))
+    message = _error(_with(tiny_crl_args(tmp_path / "r"), "env", layout=layout))
     assert message.startswith(f"--layout={layout!r} is invalid") and what in message, message
 
 
@@ -146,7 +146,7 @@ def test_resume_takes_the_runs_config_and_the_shell_flags_given(reference):
 def test_resume_and_overwrite_together(reference, tmp_path):
     _, run_dir, _ = reference
     with pytest.raises(ConfigError, match="--overwrite=True is invalid: not with --resume"):
-        main(dataclasses.replace(tiny_args(tmp_path / "x"), resume=str(run_dir), overwrite=True))
+        main(dataclasses.replace(tiny_crl_args(tmp_path / "x"), resume=str(run_dir), overwrite=True))
 
 
 def test_resume_of_another_agents_run(reference):
@@ -165,7 +165,7 @@ def test_resume_of_another_agents_run(reference):
 def test_resume_dir_with_an_unreadable_config(tmp_path, content, what):
     (tmp_path / "config.json").write_text(content)
     with pytest.raises(ConfigError, match=f"--resume=.*{what}"):
-        main(dataclasses.replace(tiny_args(tmp_path / "x"), resume=str(tmp_path)))
+        main(dataclasses.replace(tiny_crl_args(tmp_path / "x"), resume=str(tmp_path)))
 
 
 def test_resume_dir_whose_config_has_a_wrongly_typed_field(reference_copy):
@@ -173,7 +173,7 @@ def test_resume_dir_whose_config_has_a_wrongly_typed_field(reference_copy):
     config["agent"]["depth"] = "deep"
     (reference_copy / "config.json").write_text(json.dumps(config))
     with pytest.raises(ConfigError, match=r"--depth='deep' is invalid: config.json holds a str where int is expected"):
-        main(dataclasses.replace(tiny_args(reference_copy), resume=str(reference_copy)))
+        main(dataclasses.replace(reference_args(reference_copy), resume=str(reference_copy)))
 
 
 def test_resume_dir_whose_config_fails_validation(reference_copy):
@@ -181,7 +181,7 @@ def test_resume_dir_whose_config_fails_validation(reference_copy):
     config["agent"]["depth"] = 6
     (reference_copy / "config.json").write_text(json.dumps(config))
     with pytest.raises(ConfigError, match=r"--depth=6 is invalid"):
-        main(dataclasses.replace(tiny_args(reference_copy), resume=str(reference_copy)))
+        main(dataclasses.replace(reference_args(reference_copy), resume=str(reference_copy)))
 
 
 def test_overwrite_never_deletes_a_directory_that_is_not_a_run(tmp_path, capsys):
@@ -196,7 +196,7 @@ def test_overwrite_never_deletes_a_directory_that_is_not_a_run(tmp_path, capsys)
 
 def test_run_dir_that_is_a_file(tmp_path):
     (tmp_path / "file").write_text("x")
-    assert "exists and is not a directory" in _error(tiny_args(tmp_path / "file"))
+    assert "exists and is not a directory" in _error(tiny_crl_args(tmp_path / "file"))
 
 
 def test_run_dir_check_comes_before_any_compute(reference, monkeypatch):

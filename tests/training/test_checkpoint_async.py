@@ -9,13 +9,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from reliability_helpers import NUM_EPOCHS, cli_flags, differences, tiny_args
 
 from depthrl.cli import main as cli_main
 from depthrl.errors import CheckpointError, ConfigError
 from depthrl.training import checkpoint as ckpt
 from depthrl.training import command, runner, runs
 from depthrl.training.command import run as main
+from tiny_runs import NUM_EPOCHS, cli_flags, differences, reference_args, tiny_crl_args
 
 
 def _failing_write(monkeypatch, failing_epoch: int) -> None:
@@ -96,7 +96,7 @@ def test_a_checkpoint_that_does_not_fit_on_disk_is_refused_before_writing(tmp_pa
 def test_a_run_whose_disk_cannot_hold_a_checkpoint_is_refused_at_start(tmp_path, monkeypatch):
     monkeypatch.setattr(ckpt, "free_disk_bytes", lambda directory: 1000)
     with pytest.raises(ConfigError, match=r"--run-dir=.* its disk has 0.0 MiB free but one checkpoint needs"):
-        main(tiny_args(tmp_path / "run"))
+        main(tiny_crl_args(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
 
 
@@ -107,7 +107,7 @@ def test_disk_full_midway_stops_the_run_keeps_the_last_good_checkpoint_and_resum
     _, _, reference_rows = reference
     run_dir = tmp_path / "run"
     _failing_write(monkeypatch, 6)
-    assert cli_main(["train", "crl", *cli_flags(tiny_args(run_dir))]) == 4
+    assert cli_main(["train", "crl", *cli_flags(reference_args(run_dir))]) == 4
     err = capsys.readouterr().err
     assert "checkpoint failed: writing checkpoint epoch 6 failed (OSError: [Errno 28] No space left on device)" in err
     assert "The last good checkpoint is epoch 4" in err and f"--resume {run_dir}" in err
@@ -125,7 +125,7 @@ def test_disk_full_midway_stops_the_run_keeps_the_last_good_checkpoint_and_resum
 def test_checkpoints_without_the_replay_buffer(reference, tmp_path, capsys):
     """--no-checkpoint-buffer: smaller checkpoints marked not bit-exact, a note at save and a warning at resume;
     the resumed run starts from an empty buffer and finishes."""
-    args = dataclasses.replace(tiny_args(tmp_path / "run", total_env_steps=1600), checkpoint_buffer=False)
+    args = dataclasses.replace(tiny_crl_args(tmp_path / "run"), checkpoint_buffer=False)
     assert main(args) == 0
     assert "checkpoints leave out the replay buffer" in capsys.readouterr().err
     checkpoints = tmp_path / "run" / "checkpoints"

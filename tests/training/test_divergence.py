@@ -12,14 +12,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import struct
-from reliability_helpers import ENV, NUM_EPOCHS, SGD_STEPS
 
 from depthrl.cli import main as cli_main
-from depthrl.envs.registry import EnvConfig, make_envs
+from depthrl.envs.registry import make_envs
 from depthrl.errors import DivergenceError
 from depthrl.training import checkpoint as ckpt
 from depthrl.training import command, runner
 from depthrl.training.loop import TrainConfig, Trainer
+from tiny_runs import NUM_EPOCHS, SGD_STEPS, tiny_env
 
 
 # -- a stub agent whose update goes non-finite exactly where a test says -----------------------------------
@@ -73,7 +73,7 @@ STUB_TRAIN = TrainConfig(num_envs=4, unroll_length=25, sgd_steps_per_collect=SGD
 
 
 def _train_stub(run_dir: Path, skip_non_finite=False, **agent_kw):
-    train_env, eval_env = make_envs(EnvConfig(**ENV))
+    train_env, eval_env = make_envs(tiny_env())
     trainer = Trainer(StubAgent(train_env.spec, **agent_kw), train_env, eval_env, STUB_TRAIN)
     options = runner.RunOptions(run_dir=run_dir, tensorboard=False, plots=False, progress=False,
                                 skip_non_finite=skip_non_finite)

@@ -1,5 +1,10 @@
-"""The tiny CRL run every reliability test shares (same shapes as tests/training's `tiny_args`, so the
-session compile cache serves both), its command line, and exact comparison of metrics rows."""
+"""The tiny runs the tests share: one room, one CRL config, one training budget (defined here only).
+
+Every test that trains CRL on the point-mass uses these shapes, so the suite's compile cache (tests/conftest.py,
+shared by the xdist workers) compiles each of their programs once: a second tiny run costs its execution only.
+Also: the `depthrl train crl` flags of a run, a child process's environment that shares the compile cache, and
+exact comparison of metrics rows.
+"""
 
 from __future__ import annotations
 
@@ -7,39 +12,56 @@ import dataclasses
 import math
 import os
 import sys
-from pathlib import Path
 
 import jax
 
 from depthrl.agents.crl import CRLConfig
 from depthrl.envs.registry import EnvConfig
+from depthrl.training.command import run as main  # noqa: F401  (main: the fixtures train with it)
 from depthrl.training.loop import TrainConfig
 from depthrl.training.registry import AGENTS
 
 Args = AGENTS["crl"].args  # the flags of `depthrl train crl`
 
+# A 3x4 room: start top-left, goal bottom-right (about 3 cells apart).
 TINY_ROOM = "######/#R...#/#....#/#...G#/######"
-ENV = dict(env="point-maze", layout=TINY_ROOM, episode_length=50)
-AGENT = dict(depth=4, width=16, repr_dim=8, batch_size=32)
-# 12 epochs of 400 env steps, evaluated and checkpointed every 2 epochs: checkpoints 2, 4, ..., 12 (3 kept).
-TRAIN = dict(num_envs=16, unroll_length=25, sgd_steps_per_collect=4, total_env_steps=4800, eval_every=800,
-             num_eval_envs=8, buffer_size=4000)
-NUM_EPOCHS, EPOCHS_PER_CHECKPOINT, SGD_STEPS = 12, 2, 4
+TINY_ENV = dict(env="point-maze", layout=TINY_ROOM, episode_length=50)
+TINY_CRL = dict(depth=4, width=16, repr_dim=8, batch_size=32)
+# 4 epochs of 16 envs × 25 steps, evaluated and checkpointed every 2 epochs (checkpoints 2 and 4).
+TINY_TRAIN = dict(num_envs=16, unroll_length=25, sgd_steps_per_collect=4, total_env_steps=1600, eval_every=800,
+                  num_eval_envs=8, buffer_size=4000)
+SHELL = dict(progress=False, plots=False, tensorboard=False, compile_cache=False)
+SGD_STEPS, EPOCHS_PER_CHECKPOINT = 4, 2
+
+# The reliability reference run: 12 epochs, checkpoints 2, 4, ..., 12 (3 kept).
+NUM_EPOCHS = 12
+REFERENCE_STEPS = NUM_EPOCHS * 400
+
 # Metrics that measure time, so they differ between any two runs.
 TIMINGS = {"wall_time", "compile_and_init_s", "compile_s", "init_s"}
+
+
+def tiny_env(**overrides) -> EnvConfig:
+    return EnvConfig(**{**TINY_ENV, **overrides})
+
+
+def tiny_crl_args(run_dir, seed: int = 0, **train) -> Args:
+    """`depthrl train crl` on the tiny room: TINY_TRAIN with `train` overrides, no progress/plots/tensorboard."""
+    return Args(env=tiny_env(), agent=CRLConfig(**TINY_CRL), train=TrainConfig(**{**TINY_TRAIN, "seed": seed, **train}),
+                run_dir=str(run_dir), **SHELL)
+
+
+def reference_args(run_dir) -> Args:
+    """The reliability reference run's Args (the `reference` fixture of tests/conftest.py)."""
+    return tiny_crl_args(run_dir, total_env_steps=REFERENCE_STEPS)
 
 
 def is_timing(key: str) -> bool:
     return key in TIMINGS or key.startswith("time/")
 
 
-def tiny_args(run_dir: Path, **train) -> Args:
-    return Args(env=EnvConfig(**ENV), agent=CRLConfig(**AGENT), train=TrainConfig(**{**TRAIN, **train}),
-                run_dir=str(run_dir), progress=False, plots=False, tensorboard=False, compile_cache=False)
-
-
-def cli_flags(args: Args) -> list[str]:
-    """`depthrl train crl` flags equivalent to `args`."""
+def cli_flags(args) -> list[str]:
+    """`depthrl train KIND` flags equivalent to `args` (its env, agent and train sections; no shell output)."""
     flags = []
     for section in ("env", "agent", "train"):
         config = getattr(args, section)

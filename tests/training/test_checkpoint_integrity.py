@@ -5,7 +5,6 @@ import json
 import shutil
 
 import pytest
-from reliability_helpers import NUM_EPOCHS, differences
 
 from depthrl.cli import main as cli_main
 from depthrl.errors import ConfigError
@@ -13,6 +12,7 @@ from depthrl.training import checkpoint as ckpt
 from depthrl.training import runner
 from depthrl.training.command import run as main
 from depthrl.training.registry import AGENTS
+from tiny_runs import NUM_EPOCHS, differences
 
 Args = AGENTS["crl"].args  # the flags of `depthrl train crl`
 
