@@ -155,3 +155,17 @@ def test_rotation_never_leaves_a_half_deleted_checkpoint(tmp_path):
     assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["epoch_00000002", "epoch_00000003"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_00000002", "epoch_00000003", "epoch_backup"]
     np.testing.assert_array_equal(ckpt.restore(tmp_path / "epoch_00000003", state)["w"], state["w"])
+
+
+def test_zero_size_arrays_round_trip(tmp_path):
+    """An MJX pipeline state holds an empty actuator-activation array (`act`, shape [envs, 0]); orbax refuses
+    zero-size arrays, so they are stored as one element and restored to the target's empty shape."""
+    import numpy as np
+
+    state = {"w": np.arange(3.0, dtype=np.float32), "act": np.zeros((4, 0), np.float32), "n": np.zeros((0,), np.int32)}
+    path = ckpt.save(tmp_path, 1, state)
+    assert ckpt.verify(path) is None
+    restored = ckpt.restore(path, state)
+    np.testing.assert_array_equal(restored["w"], state["w"])
+    assert restored["act"].shape == (4, 0) and restored["act"].dtype == np.float32
+    assert restored["n"].shape == (0,) and restored["n"].dtype == np.int32

@@ -17,6 +17,7 @@ import concurrent.futures
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from depthrl.errors import CheckpointError
@@ -119,13 +121,19 @@ def write(checkpoint_dir: Path, epoch: int, host_state: Any, keep: int = 3, meta
     return final
 
 
+def _storable(tree: Any) -> Any:
+    """Orbax refuses zero-size arrays (an MJX pipeline state carries an empty actuator-activation array `act`):
+    each is stored as one element of its dtype, and `restore` gives back the empty array its target names."""
+    return jax.tree.map(lambda x: np.zeros((1,), x.dtype) if math.prod(x.shape) == 0 else x, tree)
+
+
 def _write_arrays(directory: Path, host_state: Any) -> None:
     import orbax.checkpoint as ocp
 
     _quiet_orbax()
     checkpointer = ocp.StandardCheckpointer()
     try:
-        checkpointer.save(directory.absolute(), host_state)
+        checkpointer.save(directory.absolute(), _storable(host_state))
         checkpointer.wait_until_finished()
     finally:
         checkpointer.close()
@@ -317,8 +325,10 @@ def restore(path: Path, target: Any) -> Any:
     import orbax.checkpoint as ocp
 
     _quiet_orbax()
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), target)
+    stored_shape = lambda x: (1,) if math.prod(x.shape) == 0 else x.shape  # noqa: E731  (see _storable)
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(stored_shape(x), x.dtype), target)
     checkpointer = ocp.StandardCheckpointer()
     restored = checkpointer.restore((path / "state").absolute(), abstract)
     checkpointer.close()
-    return restored
+    return jax.tree.map(lambda got, want: jnp.zeros(want.shape, want.dtype) if math.prod(want.shape) == 0 else got,
+                        restored, target)
