@@ -29,7 +29,7 @@ from depthrl import sweep
 from depthrl.envs import render
 from depthrl.envs.maze import cell_distances
 from depthrl.envs.wrappers import unwrapped
-from depthrl.training import command
+from depthrl.training import runs
 from depthrl.training.plots import farthest_goal
 
 
@@ -60,7 +60,7 @@ def critic_fn(run_dir: Path, seed: int = 0):
     coordinate but x, y is taken from a reset state (the point mass: zero velocity; the Ant: its standing
     pose), so the critic is asked about states it has seen.
     """
-    args, trainer, state = command.load_run(run_dir)
+    args, trainer, state = runs.load_run(run_dir)
     maze = unwrapped(trainer.eval_env)
     layout = getattr(maze, "layout", None) or maze.maze
     scale = float(getattr(maze, "cell_size", 1.0))
