@@ -28,7 +28,7 @@ from depthrl import sweep
 from depthrl.envs import render
 from depthrl.envs.maze import cell_distances
 from depthrl.envs.wrappers import unwrapped
-from depthrl.training import command
+from depthrl.training import runs
 from depthrl.training.plots import critic_energy_fn, farthest_goal
 
 
@@ -60,7 +60,7 @@ def critic_fn(run_dir: Path, seed: int = 0):
     the point mass: zero velocity; the crawler: random headings and joint angles; the Ant: its standing pose),
     the same function the run's own `plots/q_heatmap.png` draws.
     """
-    args, trainer, state = command.load_run(run_dir)
+    args, trainer, state = runs.load_run(run_dir)
     maze = unwrapped(trainer.eval_env)
     layout = getattr(maze, "layout", None) or maze.maze
     goal = np.asarray(farthest_goal(layout))

@@ -20,7 +20,7 @@ from depthrl.envs.episodic import PROBE_ENVS
 from depthrl.envs.registry import EnvConfig
 from depthrl.errors import ConfigError
 from depthrl.training import checkpoint as ckpt
-from depthrl.training import command, runner
+from depthrl.training import command, runner, runs
 from depthrl.training.loop import make_train
 from depthrl.training.registry import AGENTS
 
@@ -179,7 +179,7 @@ def test_train_command_learns_a_probe_writes_the_run_and_resumes(kind, tmp_path)
     assert rows[-1]["eval/return"] == 1.0 and rows[-1]["eval/length"] == 2.0
     assert [p.name for p in ckpt.list_checkpoints(run / "checkpoints")] == [f"epoch_{e:08d}" for e in epochs]
 
-    _, trainer, state = command.load_run(run)  # the checkpoint holds the learned critic
+    _, trainer, state = runs.load_run(run)  # the checkpoint holds the learned critic
     params = jax.tree.map(lambda x: x[0], state.agent.params)  # seed 0
     check = _check_known_q if kind == "dqn" else _check_known_v
     check(name, trainer.agent, params, critic_loss)

@@ -14,7 +14,7 @@ import pytest
 from depthrl.cli import main as cli_main
 from depthrl.errors import CheckpointError, ConfigError
 from depthrl.training import checkpoint as ckpt
-from depthrl.training import command, runner, runs
+from depthrl.training import runner, runs
 from depthrl.training.command import run as main
 from tiny_runs import NUM_EPOCHS, cli_flags, differences, reference_args, tiny_crl_args
 
@@ -146,7 +146,7 @@ def test_checkpoints_without_the_replay_buffer(reference, tmp_path, capsys):
     buffer_bytes = (4000 // 16) * 16 * (4 + 2) * 4  # the observations and actions alone
     full = stored_bytes(reference_dir / "checkpoints" / f"epoch_{NUM_EPOCHS:08d}")
     assert stored_bytes(newest) <= full - buffer_bytes
-    _, trainer, state = command.load_run(tmp_path / "run")  # eval/render restore it with an empty buffer
+    _, trainer, state = runs.load_run(tmp_path / "run")  # eval/render restore it with an empty buffer
     assert int(np.asarray(state.buffer.total_rows)[0]) == 0
     assert not np.any(np.asarray(state.buffer.data["state"])) and int(np.asarray(state.epoch)[0]) == 4
     loaded = runs.load(tmp_path / "run", checkpoint=2)  # `depthrl eval/render --checkpoint 2`

@@ -17,7 +17,7 @@ from depthrl.cli import main as cli_main
 from depthrl.envs.registry import make_envs
 from depthrl.errors import DivergenceError
 from depthrl.training import checkpoint as ckpt
-from depthrl.training import command, runner
+from depthrl.training import runner, runs
 from depthrl.training.loop import TrainConfig, Trainer
 from tiny_runs import NUM_EPOCHS, SGD_STEPS, tiny_env
 
@@ -125,7 +125,7 @@ def test_crl_blow_up_stops_naming_the_critic_and_keeps_the_checkpoint(reference,
     checkpoint: the next SGD step overflows. Through the CLI: exit 3 and the message."""
     checkpoints = reference_copy / "checkpoints"
     shutil.rmtree(checkpoints / f"epoch_{NUM_EPOCHS:08d}")  # resume from epoch NUM_EPOCHS - 2
-    _, _, state = command.load_run(reference_copy)
+    _, _, state = runs.load_run(reference_copy)
     params = state.agent.params
     blown = params.replace(sa_encoder=jax.tree.map(lambda x: x * 1e30, params.sa_encoder))
     ckpt.save(checkpoints, NUM_EPOCHS - 2, state.replace(agent=state.agent.replace(params=blown)))

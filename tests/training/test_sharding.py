@@ -19,6 +19,7 @@ import pytest
 
 from depthrl.errors import ConfigError
 from depthrl.training import command, runner
+from depthrl.training import runs as run_dirs
 from depthrl.training.command import validate
 from tiny_runs import main, subprocess_env, tiny_crl_args
 
@@ -74,7 +75,7 @@ def test_sharded_run_equals_the_one_device_run(runs):
     """Same seed: the two-device run's parameters after 2 epochs (its checkpoint) and its logged losses equal
     the one-device run's, up to the float reassociation of the gradient all-reduce."""
     one, two, _ = runs
-    _, trainer, state = command.load_run(one)
+    _, trainer, state = run_dirs.load_run(one)
     sharded = runner.restore_checkpoint(trainer, runner.seed_keys(0, 1), two / "checkpoints" / "epoch_00000002")
     diffs = jax.tree.map(lambda a, b: float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12)),
                          state.agent.params, sharded.agent.params)

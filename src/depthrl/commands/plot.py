@@ -15,9 +15,9 @@ class Args:
 
 
 def main(args: Args) -> int:
-    from depthrl.training.command import load_run
     from depthrl.training.plots import plot_run
     from depthrl.training.runner import read_metrics
+    from depthrl.training.runs import load_run
 
     run_dir = Path(args.run_dir)
     _, trainer, state = load_run(run_dir)

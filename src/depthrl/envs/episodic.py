@@ -87,9 +87,7 @@ class EpisodeReturnWrapper:
 
 def validate_config(cfg: Any) -> None:
     """EnvConfig checks for the envs dispatched here: the maze flags do not apply."""
-    from depthrl.envs.registry import EnvConfig
-
-    defaults = EnvConfig()
+    defaults = type(cfg)()  # the EnvConfig defaults
     for flag, name in (("--layout", "layout"), ("--success-radius", "success_radius"),
                        ("--random-start", "random_start"), ("--stitching", "stitching"),
                        ("--stitch-train-max", "stitch_train_max"), ("--stitch-eval-min", "stitch_eval_min"),
@@ -116,8 +114,7 @@ def check_goal_env(env: str, agent: str) -> None:
 
 
 def make_env(cfg: Any) -> EpisodeReturnWrapper:
-    """One unbatched env for an EnvConfig whose --env is in ENVS (validated)."""
-    validate_config(cfg)
+    """One unbatched env for an EnvConfig whose --env is in ENVS (validated by `registry.make_envs`)."""
     if cfg.env in GYMNAX_ENVS:
         return EpisodeReturnWrapper(GymnaxEnv(cfg.env, cfg.episode_length))
     constructor, _ = PROBE_ENVS[cfg.env]

@@ -10,8 +10,13 @@ auto-reset is computed only on steps where an episode ends (faster for long epis
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
 
 from depthrl.envs import episodic
+from depthrl.envs.base import Env
 from depthrl.envs.crawler import CrawlerMaze
 from depthrl.envs.maze import BUILTIN_LAYOUTS, Layout, PointMaze, parse_layout
 from depthrl.envs.physics import catalog as physics_catalog
@@ -39,6 +44,60 @@ ENVS: dict[str, tuple[str | None, str]] = {
     "crawler-maze-hardest": ("hardest", "Crawler, JaxGCRL hardest maze (10x7 interior)."),
     "crawler-maze-open": ("open", "Crawler in a 5x5 open room: start and goal anywhere."),
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class GoalEnvEntry:
+    """A goal env registered by a user's code (`register_env`)."""
+
+    name: str
+    make: Callable[[], Env]
+    """Builds one unbatched env meeting the contract of `depthrl.envs.base` (pure JAX reset/step)."""
+    episode_length: int
+    """Steps per episode unless --episode-length says otherwise."""
+    description: str = ""
+
+
+# name -> a goal env added by `register_env` (the built-in ones are ENVS and physics_catalog.ENVS)
+GOAL_ENVS: dict[str, GoalEnvEntry] = {}
+
+
+def register_env(name: str, make: Callable[[], Env], episode_length: int, description: str = "") -> GoalEnvEntry:
+    """Add a goal-conditioned env to `--env` (in this process), for every goal agent (CRL, SAC, TD3).
+
+    `make()` returns one unbatched env: `spec` (an EnvSpec with state_dim and goal_indices), `reset(key)`
+    and `step(state, action)` returning `State`s whose obs is concat(state[:state_dim], goal) and whose info
+    holds `at_goal` (1.0 within the success radius) and `distance` (to the goal). depthrl adds the time
+    limit, auto-reset and episode metrics (`EpisodeWrapper`). The contract is checked here on shapes only
+    (jax.eval_shape: nothing runs); a name that is already taken is an error.
+    """
+    if name in ENVS or name in GOAL_ENVS or name in episodic.ENVS or name in physics_catalog.ENVS:
+        raise ValueError(f"an env named {name!r} is already registered")
+    if not (isinstance(episode_length, int) and episode_length > 0):
+        raise ValueError(f"episode_length must be a positive int, got {episode_length!r}")
+    _check_goal_env_contract(name, make())
+    entry = GoalEnvEntry(name=name, make=make, episode_length=episode_length, description=description)
+    GOAL_ENVS[name] = entry
+    return entry
+
+
+def _check_goal_env_contract(name: str, env: Env) -> None:
+    spec = env.spec
+    if spec.state_dim < 1 or not spec.goal_indices or max(spec.goal_indices) >= spec.state_dim:
+        raise ValueError(f"{name}: spec.goal_indices {spec.goal_indices} must index the first state_dim="
+                         f"{spec.state_dim} coordinates of the observation")
+    if spec.obs_dim != spec.state_dim + spec.goal_dim:
+        raise ValueError(f"{name}: spec.obs_dim={spec.obs_dim} must be state_dim + goal_dim = "
+                         f"{spec.state_dim + spec.goal_dim} (obs = concat(state, goal))")
+    state = jax.eval_shape(env.reset, jax.random.PRNGKey(0))
+    after = jax.eval_shape(env.step, state, jnp.zeros((spec.action_dim,), jnp.float32))
+    for when, s in (("reset", state), ("step", after)):
+        if s.obs.shape != (spec.obs_dim,):
+            raise ValueError(f"{name}: {when} returns obs of shape {s.obs.shape}, spec.obs_dim is {spec.obs_dim}")
+        missing = {"at_goal", "distance"} - set(s.info)
+        if missing:
+            raise ValueError(f"{name}: {when} returns no info[{', '.join(sorted(missing))}] (the episode metrics "
+                             "need them)")
 
 
 def _maze_class(env: str) -> type[PointMaze]:
@@ -95,6 +154,9 @@ class EnvConfig:
         if self.env in episodic.ENVS:  # gymnax and probe envs: reward-driven, early termination
             episodic.validate_config(self)
             return self
+        if self.env in GOAL_ENVS:
+            self._validate_registered_env()
+            return self
         if self.eval_env is not None:
             self._validate_eval_env()
         if self.env in physics_catalog.ENVS:  # brax / MJX tasks (the physics extra)
@@ -102,7 +164,7 @@ class EnvConfig:
             return self
         if self.env not in ENVS:
             raise ConfigError("--env", self.env,
-                              f"choose one of {', '.join([*ENVS, *episodic.ENVS, *physics_catalog.ENVS])}")
+                              f"choose one of {', '.join([*ENVS, *episodic.ENVS, *physics_catalog.ENVS, *GOAL_ENVS])}")
         builtin, _ = ENVS[self.env]
         if builtin is None and self.layout is None:
             raise ConfigError(
@@ -159,8 +221,23 @@ class EnvConfig:
             )
         return self
 
+    def _validate_registered_env(self) -> None:
+        """A user's env (`register_env`) takes the flags every env has, not the maze or physics ones."""
+        if self.episode_length is not None:
+            check_positive("--episode-length", self.episode_length)
+        defaults = EnvConfig()
+        for flag, name in (("--layout", "layout"), ("--success-radius", "success_radius"),
+                           ("--random-start", "random_start"), ("--stitching", "stitching"),
+                           ("--stitch-train-max", "stitch_train_max"), ("--stitch-eval-min", "stitch_eval_min"),
+                           ("--stitch-eval-max", "stitch_eval_max"), ("--early-termination", "early_termination")):
+            if getattr(self, name) != getattr(defaults, name):
+                raise ConfigError(flag, getattr(self, name), f"not for --env {self.env} (an env registered by "
+                                                             "register_env: its own code decides this)")
+        if self.eval_env is not None:
+            self._validate_eval_env()
+
     def _validate_eval_env(self) -> None:
-        if self.eval_env not in ENVS and self.eval_env not in physics_catalog.ENVS:
+        if self.eval_env not in ENVS and self.eval_env not in physics_catalog.ENVS and self.eval_env not in GOAL_ENVS:
             raise ConfigError("--eval-env", self.eval_env, "must be a goal env (a point maze or a physics goal task, "
                                                            "see `depthrl envs`)")
         if self.stitching or (self.env in physics_catalog.ENVS and physics_catalog.ENVS[self.env].stitching):
@@ -176,7 +253,10 @@ class EnvConfig:
         if self.eval_env is None:
             return self
         task = physics_catalog.ENVS.get(self.eval_env)
-        needs_layout = task.maze == physics_catalog.CUSTOM if task is not None else ENVS[self.eval_env][0] is None
+        if task is not None:
+            needs_layout = task.maze == physics_catalog.CUSTOM
+        else:
+            needs_layout = self.eval_env in ENVS and ENVS[self.eval_env][0] is None
         return dataclasses.replace(self, env=self.eval_env, eval_env=None, layout=self.layout if needs_layout else None)
 
     def maze_layout(self) -> Layout:
@@ -195,6 +275,7 @@ def make_envs(cfg: EnvConfig) -> tuple[EpisodeWrapper, EpisodeWrapper]:
     evaluation env only long ones; both share the episode length. With --eval-env the evaluation env is
     that env. The envs of `episodic.ENVS` (gymnax, probes) come as `EpisodeReturnWrapper(env)`, one env for both.
     """
+    cfg.validate()  # the one validation of the env flags on the way to building envs
     if cfg.env in episodic.ENVS:
         env = episodic.make_env(cfg)
         return env, env
@@ -203,6 +284,7 @@ def make_envs(cfg: EnvConfig) -> tuple[EpisodeWrapper, EpisodeWrapper]:
 
 def batched_envs(cfg: EnvConfig) -> tuple[EpisodeWrapper, EpisodeWrapper]:
     """`make_envs` batched: `reset(keys [N, ...])`, `step(state, actions [N, action_dim])`."""
+    cfg.validate()
     if cfg.env in episodic.ENVS:
         env = episodic.make_env(cfg)
         batched = dataclasses.replace(env, env=VmapWrapper(env.env))
@@ -224,6 +306,10 @@ def _goal_envs(cfg: EnvConfig):
     """(train, eval, episode length) of a goal env: a point maze or a physics task (brax imported lazily)."""
     if cfg.env in physics_catalog.ENVS:
         return physics_catalog.make_envs(cfg)
+    if cfg.env in GOAL_ENVS:
+        entry = GOAL_ENVS[cfg.env]
+        env = entry.make()
+        return env, env, cfg.episode_length or entry.episode_length
     return _point_mazes(cfg)
 
 
@@ -232,12 +318,14 @@ def _goal_env_dims(name: str) -> tuple[int, int]:
     if name in physics_catalog.ENVS:
         task = physics_catalog.ENVS[name]
         return task.obs_dim, task.action_dim
+    if name in GOAL_ENVS:
+        spec = GOAL_ENVS[name].make().spec
+        return spec.obs_dim, spec.action_dim
     spec = _maze_class(name)("open").spec
     return spec.obs_dim, spec.action_dim
 
 
 def _point_mazes(cfg: EnvConfig) -> tuple[PointMaze, PointMaze, int]:
-    cfg.validate()
     layout = cfg.maze_layout()
     body = _maze_class(cfg.env)  # the point mass or the crawler: the same flags
     common = dict(layout=layout, name=cfg.env, random_start=cfg.random_start,
@@ -261,4 +349,7 @@ def list_envs() -> list[tuple[str, int, int, str]]:
     for name, (builtin, description) in ENVS.items():
         spec = _maze_class(name)(builtin or "open").spec  # every maze of one body shares the dims
         rows.append((name, spec.obs_dim, spec.action_dim, description))
+    for entry in GOAL_ENVS.values():
+        spec = entry.make().spec
+        rows.append((entry.name, spec.obs_dim, spec.action_dim, entry.description))
     return rows + episodic.list_envs() + physics_catalog.list_envs()

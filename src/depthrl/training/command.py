@@ -1,7 +1,7 @@
 """The shell shared by every `depthrl train AGENT` command: validation, resume, build, run.
 
 What differs between agents is declared once, in the agent's `registry.AgentEntry` (its config, agent, trainer,
-checks, presets); the args of a run (`entry.args`) record the entry's name as `kind`, through which `load_run`
+checks, presets); the args of a run (`entry.args`) record the entry's name as `kind`, through which `runs.load`
 and `--resume` find the entry of a run directory.
 """
 
@@ -66,10 +66,10 @@ def resolve_resume(args: Any) -> Any:
     if args.overwrite:
         raise ConfigError("--overwrite", True, "not with --resume (--resume continues the run, --overwrite deletes it)")
     run_dir = Path(args.resume)
-    stored_kind = _stored_kind(run_dir)
-    if stored_kind is not None and stored_kind != args.kind:
-        registry.get(stored_kind)  # an agent this depthrl does not know: the error lists the known ones
-        raise ConfigError("--resume", str(run_dir), f"holds a `depthrl train {stored_kind}` run; resume it with that "
+    their_kind = stored_kind(run_dir)
+    if their_kind is not None and their_kind != args.kind:
+        registry.get(their_kind)  # an agent this depthrl does not know: the error lists the known ones
+        raise ConfigError("--resume", str(run_dir), f"holds a `depthrl train {their_kind}` run; resume it with that "
                           f"command, not `depthrl train {args.kind}`")
     saved = runner.load_config(run_dir, type(args))
     default = type(args)()
@@ -93,7 +93,8 @@ _RESUMABLE_SHELL_FLAGS = ("keep_checkpoints", "tensorboard", "skip_non_finite", 
                           "wandb_tags")
 
 
-def _stored_kind(run_dir: Path) -> str | None:
+def stored_kind(run_dir: Path) -> str | None:
+    """The agent (`kind`) a run directory's config.json records; None if it cannot be read."""
     try:
         data = json.loads((run_dir / runner.CONFIG_FILE).read_text())
     except (OSError, ValueError):
@@ -168,22 +169,3 @@ def _estimate(args: Any, trainer: Trainer):
         return None
     print(est.line())
     return est
-
-
-def load_run(run_dir: Path):
-    """(args, trainer, state) of a run directory, restored from its newest valid checkpoint.
-
-    Only JSON and arrays are read: nothing in a run directory can execute code.
-    """
-    config_path = Path(run_dir) / runner.CONFIG_FILE
-    if not config_path.exists():
-        raise ConfigError("RUN_DIR", str(run_dir), f"not a run directory (no {runner.CONFIG_FILE})")
-    kind = _stored_kind(Path(run_dir)) or "crl"
-    args = runner.load_config(Path(run_dir), registry.get(kind).args)
-    validate_config(args)
-    trainer = build(args)
-    cfg = trainer.config
-    found = runner.restore_state(trainer, runner.seed_keys(cfg.seed, cfg.num_seeds), Path(run_dir) / "checkpoints")
-    if found is None:
-        raise ConfigError("RUN_DIR", str(run_dir), "has no valid checkpoint")
-    return args, trainer, found[1]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,15 +20,13 @@ class LoadedRun:
 
 
 def run_args(run_dir: Path) -> Any:
-    """The Args stored in RUN_DIR/config.json (validated), without building anything."""
+    """The Args stored in RUN_DIR/config.json (validated), without building anything; its `kind` names the agent
+    (runs written before there was a `kind` are CRL's)."""
     from depthrl.training import command, registry, runner
 
     if not (run_dir / runner.CONFIG_FILE).is_file():
         raise ConfigError("RUN_DIR", str(run_dir), f"not a run directory (no {runner.CONFIG_FILE})")
-    try:
-        kind = json.loads((run_dir / runner.CONFIG_FILE).read_text()).get("kind", "crl")
-    except (ValueError, AttributeError):
-        kind = "crl"  # load_config below reports what is wrong with the file
+    kind = command.stored_kind(run_dir) or "crl"  # load_config below reports what is wrong with the file
     args = runner.load_config(run_dir, registry.get(kind).args)
     command.validate_config(args)
     return args
@@ -64,6 +61,15 @@ def load(run_dir: str | Path, checkpoint: int | None = None) -> LoadedRun:
             raise ConfigError("--checkpoint", checkpoint, f"checkpoint {path.name} is corrupt ({problem})")
         state = runner.restore_checkpoint(trainer, keys, path)
     return LoadedRun(run_dir=run_dir, args=args, trainer=trainer, state=state, epoch=ckpt.epoch_of(path))
+
+
+def load_run(run_dir: str | Path) -> tuple[Any, Any, Any]:
+    """(args, trainer, state) of a run directory at its newest intact checkpoint.
+
+    Only JSON and arrays are read: nothing in a run directory can execute code.
+    """
+    loaded = load(run_dir)
+    return loaded.args, loaded.trainer, loaded.state
 
 
 def maze_view(env: Any) -> tuple[Any, float] | None:

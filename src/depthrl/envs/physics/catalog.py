@@ -82,10 +82,8 @@ ENVS: dict[str, PhysicsTask] = {
 
 def validate_config(cfg: Any) -> None:
     """EnvConfig checks for a physics --env (every check runs before brax is imported)."""
-    from depthrl.envs.registry import EnvConfig
-
     task = ENVS[cfg.env]
-    defaults = EnvConfig()
+    defaults = type(cfg)()  # the EnvConfig defaults
     physics.require(cfg.env)
     if cfg.physics_backend is not None and cfg.physics_backend not in task.backends:
         raise ConfigError("--physics-backend", cfg.physics_backend,
@@ -134,8 +132,8 @@ def validate_config(cfg: Any) -> None:
 
 
 def make_envs(cfg: Any) -> tuple[Any, Any, int]:
-    """(train env, eval env, episode length) for a physics --env; the envs are unwrapped (no time limit)."""
-    validate_config(cfg)
+    """(train env, eval env, episode length) for a physics --env (validated by `registry.make_envs`); the envs
+    are unwrapped (no time limit)."""
     task = ENVS[cfg.env]
     length = cfg.episode_length or task.episode_length
     backend = cfg.physics_backend or task.backend
