@@ -114,3 +114,15 @@ def test_config_errors_name_the_flag(cfg, flag):
     with pytest.raises(ConfigError) as err:
         cfg.validate()
     assert err.value.flag == flag
+
+
+def test_env_first_built_inside_a_jit_trace_works_outside_it():
+    """The cached gymnax env may be built during a jit trace (an agent's init); its constants must not be tracers."""
+    from depthrl.envs import gymnax_envs
+
+    gymnax_envs._gymnax_env.cache_clear()
+    env, _ = make_envs(EnvConfig(env="minatar-breakout", episode_length=4))
+    jax.jit(env.reset)(jax.random.PRNGKey(0))  # builds and caches the gymnax env while tracing
+    state = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(1), 2))
+    state = jax.vmap(env.step)(state, jnp.array([0, 1], jnp.int32))
+    assert state.obs.shape == (2, 400)

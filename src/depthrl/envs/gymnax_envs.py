@@ -57,9 +57,13 @@ GYMNAX_ENVS: dict[str, GymnaxEntry] = {
 
 @functools.cache
 def _gymnax_env(gymnax_id: str) -> tuple[Any, Any]:
+    """The cached gymnax env and params. Built under `ensure_compile_time_eval`: gymnax envs create jnp arrays
+    in their constructor, and a first call inside a jit trace would otherwise cache tracers that leak into
+    every later use."""
     import gymnax
 
-    return gymnax.make(gymnax_id)
+    with jax.ensure_compile_time_eval():
+        return gymnax.make(gymnax_id)
 
 
 @dataclasses.dataclass(frozen=True)
