@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import tyro
 
+from depthrl.agents import crl_pair
 from depthrl.agents.crl import CRL, CRLConfig
 from depthrl.agents.crl_pair import CollectorLearner, PairConfig
 from depthrl.agents.dqn import DQN, DQNConfig, check_discrete
@@ -232,15 +233,4 @@ Example: depthrl train ppo --env cartpole --critic-loss hl-gauss --depth 16 --ru
 """))
 register_agent(AgentEntry(
     name="crl-pair", config=PairConfig, agent=CollectorLearner, validate=require_goal_env,
-    default_run_dir="runs/crl_pair", description="""\
-Train two CRL agents on one replay buffer: a collector, whose policy gathers every transition, and a
-learner, which never acts during training and learns only from the collector's data (Wang et al. 2025,
-"exploration vs expressivity": a deep collector feeding a shallow learner and vice versa tells whether
-depth helps by collecting better data, by learning more from the same data, or both).
-
-Both agents take one SGD step on the same relabelled batch at every step (independent update keys).
-Evaluation and plots are the learner's (its deterministic policy from reset); the collector's training
-metrics are logged under `collector/`.
-
-Example: depthrl train crl-pair --env point-maze-u --collector-depth 16 --depth 4 --run-dir runs/pair_c16_l4
-"""))
+    default_run_dir="runs/crl_pair", description=crl_pair.__doc__))
