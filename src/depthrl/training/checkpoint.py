@@ -121,10 +121,15 @@ def write(checkpoint_dir: Path, epoch: int, host_state: Any, keep: int = 3, meta
     return final
 
 
-def _storable(tree: Any) -> Any:
+def _empty(x: Any) -> bool:
     """Orbax refuses zero-size arrays (an MJX pipeline state carries an empty actuator-activation array `act`):
-    each is stored as one element of its dtype, and `restore` gives back the empty array its target names."""
-    return jax.tree.map(lambda x: np.zeros((1,), x.dtype) if math.prod(x.shape) == 0 else x, tree)
+    each is stored as one element of its dtype (`_storable`), and `restore` gives back the empty array its
+    target names."""
+    return math.prod(x.shape) == 0
+
+
+def _storable(tree: Any) -> Any:
+    return jax.tree.map(lambda x: np.zeros((1,), x.dtype) if _empty(x) else x, tree)
 
 
 def _write_arrays(directory: Path, host_state: Any) -> None:
@@ -325,10 +330,9 @@ def restore(path: Path, target: Any) -> Any:
     import orbax.checkpoint as ocp
 
     _quiet_orbax()
-    stored_shape = lambda x: (1,) if math.prod(x.shape) == 0 else x.shape  # noqa: E731  (see _storable)
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(stored_shape(x), x.dtype), target)
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct((1,) if _empty(x) else x.shape, x.dtype), target)
     checkpointer = ocp.StandardCheckpointer()
     restored = checkpointer.restore((path / "state").absolute(), abstract)
     checkpointer.close()
-    return jax.tree.map(lambda got, want: jnp.zeros(want.shape, want.dtype) if math.prod(want.shape) == 0 else got,
+    return jax.tree.map(lambda got, want: jnp.zeros(want.shape, want.dtype) if _empty(want) else got,
                         restored, target)
