@@ -6,6 +6,7 @@ Axes are in cell units as the env: x to the right, y downwards, so the picture r
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 
 import numpy as np
@@ -86,8 +87,8 @@ def plot_trajectories(layout: Layout | str, trajectories, goals, path: str, titl
         ax.plot(*traj[0], "o", color=color, markersize=5, zorder=4)
         ax.plot(*traj[-1], "x", color=color, markersize=6, zorder=4)
         ax.plot(*goal, "*", color=color, markersize=12, markeredgecolor="black", zorder=5)
-    if title:
-        ax.set_title(title, fontsize=9)
+    if title:  # wrapped: a small maze's figure is narrower than one line of a long title
+        ax.set_title(textwrap.fill(title, 55), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return path
@@ -128,8 +129,8 @@ def heatmap_over_maze(
         *np.asarray(goal, float)[:2], "*", color="white", markersize=16, markeredgecolor="black", zorder=5
     )
     fig.colorbar(shown, ax=ax, shrink=0.8, label=label)
-    if title:
-        ax.set_title(title, fontsize=9)
+    if title:  # wrapped: a small maze's figure is narrower than one line of a long title
+        ax.set_title(textwrap.fill(title, 55), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return path
