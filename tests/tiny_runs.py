@@ -77,6 +77,21 @@ def depthrl_command(*argv: str) -> list[str]:
     return [sys.executable, "-m", "depthrl.cli", *argv]
 
 
+# The suite compiles at XLA's optimisation level 0 (tests/conftest.py sets these flags for the session); OPTIMISED
+# are the compiler options of XLA's defaults, for a program whose run time matters more than its compile time.
+FAST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+OPTIMISED = {"xla_backend_optimization_level": 3, "xla_llvm_disable_expensive_passes": False}
+
+
+def optimised_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """`env` (default os.environ) without the suite's fast-compile XLA flags: a child process compiles as a user's
+    run does."""
+    env = dict(os.environ if env is None else env)
+    flags = " ".join(f for f in env.get("XLA_FLAGS", "").split() if f not in FAST_XLA_FLAGS.split())
+    env.pop("XLA_FLAGS", None)
+    return {**env, "XLA_FLAGS": flags} if flags else env
+
+
 def subprocess_env() -> dict[str, str]:
     """A child process shares this test session's compile cache (it compiles nothing the session has)."""
     env = dict(os.environ)

@@ -32,6 +32,7 @@ from depthrl.envs.registry import EnvConfig, list_envs, make_envs
 from depthrl.envs.stitching import stitching_pairs
 from depthrl.envs.wrappers import EPISODE_METRICS, unwrapped
 from depthrl.errors import ConfigError
+from tiny_runs import OPTIMISED
 
 needs_brax = pytest.mark.skipif(not physics.available(), reason=f"physics extra missing: {physics.INSTALL_COMMAND}")
 
@@ -83,7 +84,7 @@ def _compiled(name: str) -> Compiled:
     mjx = catalog.ENVS[name].backend == "mjx"
     if mjx:
         env = unwrapped(env)
-    options = {} if mjx else QUICK_COMPILE
+    options = OPTIMISED if mjx else QUICK_COMPILE  # the suite's default is level 0 (tests/conftest.py)
     return Compiled(env, jax.jit(jax.vmap(env.reset), compiler_options=options),
                     jax.jit(jax.vmap(env.step), compiler_options=options), wrapped=not mjx)
 

@@ -334,6 +334,37 @@ def test_rerun_skips_finished_cells_and_a_killed_cell_resumes_to_the_same_result
         assert resumed[key] == final_row[key]  # resuming reproduces the uninterrupted run
 
 
+RAY_CELLS = """
+import json, sys
+from pathlib import Path
+from depthrl.sweep.execute import RayExecutor
+executor = RayExecutor("local", cpus_per_cell=1, gpus_per_cell=1, max_retries=1)
+logs = [Path(sys.argv[1]) / f"cell{i}.log" for i in range(2)]
+futures = [executor.submit(["presets", "--json"], log) for log in logs]
+print(json.dumps([f.result(timeout=300) for f in futures]))
+executor.close()
+"""
+
+
+def test_ray_executor_runs_cells_as_ray_tasks_each_on_its_own_gpu(tmp_path):
+    """The Ray path's plumbing on a real local Ray instance, with cells that are cheap `depthrl` commands: each
+    task runs `run_cell`, reserves one of the two (fake) GPUs and sees it in CUDA_VISIBLE_DEVICES. In its own
+    process, so Ray's workers and exit hooks never touch the test process. The slow test below runs real
+    training cells through Ray and kills one; Ray's retry options are checked above with a stand-in Ray."""
+    pytest.importorskip("ray", reason="the Ray path needs the sweep extra (make test installs it)")
+    env = {**os.environ, "RAY_OVERRIDE_RESOURCES": json.dumps({"CPU": 2, "GPU": 2})}
+    done = subprocess.run([sys.executable, "-c", RAY_CELLS, str(tmp_path)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [r["returncode"] for r in results] == [0, 0]
+    assert all(r["devices"] in ("0", "1") for r in results), results  # one GPU of the two per cell
+    for i in range(2):
+        text = (tmp_path / f"cell{i}.log").read_text()
+        assert text.startswith("$ depthrl presets --json  [pid ") and '"name": "quickstart"' in text
+
+
+@pytest.mark.slow  # the fast test above runs cells through a real Ray instance; real_sweep's tests resume cells
 @pytest.mark.xdist_group("real_sweep")  # with `--dist loadgroup` (make test) on the worker that ran real_sweep
 def test_ray_path_gives_each_cell_its_gpu_and_a_killed_cell_resumes(real_sweep, tmp_path):
     """`depthrl sweep --ray-address local --gpus-per-cell 1`: the cells run as Ray tasks on a Ray instance the
