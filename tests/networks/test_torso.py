@@ -191,7 +191,9 @@ def test_remat_gives_identical_values_and_grads(layout):
     np.testing.assert_allclose(
         _apply(remat_config, params, x), _apply(config, params, x), rtol=1e-6, atol=1e-6
     )
-    _assert_trees_close(_grads(remat_config, params, x), _grads(config, params, x), rtol=1e-6, atol=1e-6)
+    # The backward pass recomputes the forward, which XLA may fuse otherwise: equal up to float rounding (at
+    # optimisation level 0 one gradient entry in 2048 differs by 5e-6 relative).
+    _assert_trees_close(_grads(remat_config, params, x), _grads(config, params, x), rtol=1e-5, atol=1e-6)
 
 
 def test_remat_appears_in_the_backward_pass():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -61,7 +62,8 @@ def runs(tmp_path_factory):
     (one-device run dir, two-device run dir, the child's results)."""
     base = tmp_path_factory.mktemp("sharding")
     one, two = base / "one", base / "two"
-    env = {**subprocess_env(), "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()  # + the suite's
+    env = {**subprocess_env(), "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
     child = subprocess.Popen([sys.executable, "-c", TWO_DEVICES, str(two), str(Path(__file__).parents[1])],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     assert main(tiny_crl_args(one, total_env_steps=800, eval_every=800)) == 0  # meanwhile, on one device
