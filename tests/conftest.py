@@ -16,7 +16,8 @@ import shutil
 # `tiny_runs.OPTIMISED` or runs its subprocess with `tiny_runs.optimised_env()`.
 from tiny_runs import FAST_XLA_FLAGS  # noqa: E402  (tiny_runs imports jax, which does not start the backend)
 
-os.environ["XLA_FLAGS"] = " ".join(f for f in (os.environ.get("XLA_FLAGS", ""), FAST_XLA_FLAGS) if f)
+if os.environ.get("DEPTHRL_TEST_XLA_DEFAULTS") != "1":  # =1: run the tests with XLA's default code generation
+    os.environ["XLA_FLAGS"] = " ".join(f for f in (os.environ.get("XLA_FLAGS", ""), FAST_XLA_FLAGS) if f)
 
 import pytest  # noqa: E402
 
