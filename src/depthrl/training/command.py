@@ -106,8 +106,9 @@ def build(args: Any) -> Trainer:
     train_env, eval_env = make_envs(args.env)
     entry = registry.get(args.kind)
     agent = entry.agent(args.agent, train_env.spec)
-    # An agent may bring its own loop with Trainer's interface (DQN: transition replay; PPO: on-policy).
-    return entry.trainer(agent=agent, env=train_env, eval_env=eval_env, config=args.train)
+    # An agent may bring its own replay (DQN: flat transitions) or loop with Trainer's interface (PPO: on-policy).
+    replay = {} if entry.replay is None else {"replay": entry.replay}
+    return entry.trainer(agent=agent, env=train_env, eval_env=eval_env, config=args.train, **replay)
 
 
 def run(args: Any) -> int:

@@ -21,8 +21,8 @@ import optax
 from flax import struct
 from jax.sharding import NamedSharding, PartitionSpec
 
-from depthrl.buffers.replay import Replay, TrajectoryReplay
-from depthrl.envs.base import State
+from depthrl.buffers.replay import Replay, TrajectoryReplay, TransitionReplay
+from depthrl.envs.base import EnvSpec, State
 from depthrl.errors import ConfigError, check_positive
 from depthrl.training import acting
 
@@ -155,6 +155,20 @@ def evaluate_agent(agent: Any, env: Any, num_envs: int, params: Any, key: jax.Ar
     return metrics, positions, (reset.obs[:, spec.state_dim:] if goal_env else None)
 
 
+def trajectory_replay(spec: EnvSpec, config: TrainConfig, agent_config: Any) -> TrajectoryReplay:
+    """Whole episodes with hindsight goals (CRL, SAC, TD3): --buffer-size rows over --num-envs; the agent's
+    batch size, and its discount as the relabelling horizon."""
+    return TrajectoryReplay.of(spec, config.num_envs, config.rows_per_env, agent_config.batch_size,
+                               agent_config.discount)
+
+
+def transition_replay(spec: EnvSpec, config: TrainConfig, agent_config: Any) -> TransitionReplay:
+    """Flat transitions for envs whose episodes end early (DQN on gymnax and probe envs): --buffer-size
+    transitions, rounded up to a multiple of --num-envs; uniform batches of the agent's batch size. next_obs is
+    the observation before the auto-reset, so a time-limit end bootstraps."""
+    return TransitionReplay.of(spec, config.rows_per_env * config.num_envs, agent_config.batch_size)
+
+
 @dataclasses.dataclass(frozen=True)
 class Trainer:
     """The off-policy loop: builds the pure init / epoch / eval functions for one (agent, env, config, replay).
@@ -169,19 +183,14 @@ class Trainer:
     env: Any
     eval_env: Any
     config: TrainConfig
-    replay: Any = None
-    """The replay (`buffers.replay.Replay`); None: `default_replay()`."""
-
-    def default_replay(self) -> Replay:
-        """Trajectories with hindsight goals (`TrajectoryReplay`) of --buffer-size rows over --num-envs."""
-        agent_cfg = self.agent.config
-        return TrajectoryReplay.of(self.env.spec, self.config.num_envs, self.config.rows_per_env,
-                                   agent_cfg.batch_size, agent_cfg.discount)
+    replay: Callable[[EnvSpec, TrainConfig, Any], Replay] = trajectory_replay
+    """How the loop stores and samples: replay(env spec, this config, the agent's config) -> a
+    `buffers.replay.Replay` (`trajectory_replay`: CRL, SAC, TD3; `transition_replay`: DQN)."""
 
     @property
     def buffer(self) -> Replay:
-        """The replay this loop stores into and samples from."""
-        return self.replay if self.replay is not None else self.default_replay()
+        """The replay this loop stores into and samples from (sized from the current config)."""
+        return self.replay(self.env.spec, self.config, self.agent.config)
 
     def init(self, key: jax.Array) -> TrainState:
         agent_key, env_key, key = jax.random.split(key, 3)

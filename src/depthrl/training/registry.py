@@ -27,8 +27,7 @@ from depthrl.envs.episodic import check_goal_env
 from depthrl.envs.registry import EnvConfig, make_envs
 from depthrl.errors import ConfigError
 from depthrl.training import presets
-from depthrl.training.loop import TrainConfig, Trainer
-from depthrl.training.offpolicy_transitions import TransitionTrainer
+from depthrl.training.loop import TrainConfig, Trainer, transition_replay
 from depthrl.training.onpolicy import OnPolicyTrainer
 
 
@@ -92,7 +91,10 @@ class AgentEntry:
     agent: Callable[[Any, Any], Any]
     """Builds the agent (init/update/act/q_value/diagnostics) as agent(config, env_spec)."""
     trainer: type[Trainer] = Trainer
-    """The loop that trains it: Trainer (trajectory replay), or one with Trainer's interface."""
+    """The loop that trains it: Trainer (off-policy, with a replay), or one with Trainer's interface."""
+    replay: Callable[..., Any] | None = None
+    """With Trainer: its replay, replay(env spec, train config, agent config) (None: Trainer's default,
+    `loop.trajectory_replay`; DQN: `loop.transition_replay`)."""
     validate: Callable[[Any], None] | None = None
     """Checks across the env, agent and train flags (raise ConfigError naming the flag), before any compute."""
     presets: Callable[[], Sequence[presets.Preset]] = tuple
@@ -214,7 +216,7 @@ Train TD3 with hindsight relabelling (HER) on a goal-conditioned env, at any dep
 Example: depthrl train td3 --env point-maze-u --critic-loss hl-gauss --depth 16 --run-dir runs/td3_u_d16
 """))
 register_agent(AgentEntry(
-    name="dqn", config=DQNConfig, agent=DQN, trainer=TransitionTrainer, validate=require_discrete,
+    name="dqn", config=DQNConfig, agent=DQN, replay=transition_replay, validate=require_discrete,
     presets=_of("dqn"), default_config=presets.DQN_CARTPOLE_AGENT, default_env=EnvConfig(env="cartpole"),
     default_train=presets.DQN_CARTPOLE_TRAIN, default_run_dir="runs/dqn", description="""\
 Train DQN at any depth on a discrete-action env (gymnax classic control / MinAtar, probe envs), with a
