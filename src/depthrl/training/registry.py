@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import tyro
 
@@ -77,6 +77,10 @@ class RunArgs:
     """Checkpoints include the replay buffer, so a resumed run is bit-exact. --no-checkpoint-buffer makes them
     smaller (the paper recipe's buffer is ~5 GB); a run resumed from one starts with an empty buffer (not bit-exact)."""
 
+    entry: ClassVar[AgentEntry | None] = None
+    """The agent entry whose command these args are (set on `AgentEntry.args`; not a flag, not in config.json):
+    the train command (`training.command`) takes the entry from here, not from `kind`."""
+
 
 @dataclasses.dataclass(frozen=True)
 class AgentEntry:
@@ -115,7 +119,7 @@ class AgentEntry:
                   ("agent", Annotated[self.config, tyro.conf.OmitArgPrefixes], dataclasses.field(default=config)),
                   ("kind", tyro.conf.Suppress[str], dataclasses.field(default=self.name)),
                   ("run_dir", str, dataclasses.field(default=self.default_run_dir))]
-        cls = dataclasses.make_dataclass("Args", fields, bases=(RunArgs,), frozen=True)
+        cls = dataclasses.make_dataclass("Args", fields, bases=(RunArgs,), frozen=True, namespace={"entry": self})
         cls.__doc__ = f"The flags of `depthrl train {self.name}`."
         return cls
 
