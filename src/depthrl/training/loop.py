@@ -203,7 +203,11 @@ class Trainer:
         """The state training starts from: `init`, then --prefill-steps of random actions (whole epochs)."""
         return jax.lax.fori_loop(0, self.config.prefill_epochs, lambda _, ts: self.prefill_epoch(ts), self.init(key))
 
-    def _collect(self, ts: TrainState, key: jax.Array, random_actions: bool):
+    def collect(self, ts: TrainState, key: jax.Array, random_actions: bool = False):
+        """One unroll of --unroll-length steps in the --num-envs envs (`acting.rollout`), appended to the replay:
+        actions from `agent.explore` where the agent has it, else its stochastic `act` (uniform with
+        `random_actions`, as the prefill). Returns (ts with env state, replay and step count advanced, the
+        collection's episode metrics); ts.key is not used (`key` is)."""
         spec, num_envs = self.env.spec, self.config.num_envs
         if random_actions:
             policy = lambda obs, step_key: acting.uniform_actions(spec, step_key, num_envs)  # noqa: E731
@@ -219,7 +223,7 @@ class Trainer:
 
     def prefill_epoch(self, ts: TrainState) -> TrainState:
         key, collect_key = jax.random.split(ts.key)
-        ts, _ = self._collect(ts.replace(key=key), collect_key, random_actions=True)
+        ts, _ = self.collect(ts.replace(key=key), collect_key, random_actions=True)
         return ts
 
     def epoch(self, ts: TrainState) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -228,7 +232,7 @@ class Trainer:
         `nonfinite/` (see `_first_non_finite`; the runner reads and removes those keys)."""
         cfg = self.config
         key, collect_key, sgd_key = jax.random.split(ts.key, 3)
-        ts, collect_metrics = self._collect(ts.replace(key=key), collect_key, random_actions=False)
+        ts, collect_metrics = self.collect(ts.replace(key=key), collect_key, random_actions=False)
 
         def sgd_step(agent_state, step_key):
             sample_key, update_key = jax.random.split(step_key)
