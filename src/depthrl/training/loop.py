@@ -142,6 +142,15 @@ def _first_non_finite(finite: dict[str, jax.Array]) -> dict[str, jax.Array]:
     return {"nonfinite/step": step, **{f"nonfinite/{name}": at_step[i] for i, name in enumerate(finite)}}
 
 
+def initial_fields(agent: Any, env: Any, num_envs: int, key: jax.Array) -> dict[str, Any]:
+    """The fields every loop's state starts with (`TrainState`, `onpolicy.OnPolicyState`): the agent's init,
+    `num_envs` reset envs, the key left for training and zero env-step and epoch counters. Every loop splits
+    the key the same way here."""
+    agent_key, env_key, key = jax.random.split(key, 3)
+    return dict(agent=agent.init(agent_key), env_state=acting.reset_envs(env, env_key, num_envs), key=key,
+                env_steps=jnp.zeros((), jnp.int32), epoch=jnp.zeros((), jnp.int32))
+
+
 def evaluate_agent(agent: Any, env: Any, num_envs: int, params: Any, key: jax.Array, return_positions: bool = False):
     """The evaluation of every loop: `num_envs` deterministic episodes from reset (`acting.evaluate`).
 
@@ -193,11 +202,7 @@ class Trainer:
         return self.replay(self.env.spec, self.config, self.agent.config)
 
     def init(self, key: jax.Array) -> TrainState:
-        agent_key, env_key, key = jax.random.split(key, 3)
-        return TrainState(agent=self.agent.init(agent_key),
-                          env_state=acting.reset_envs(self.env, env_key, self.config.num_envs),
-                          buffer=self.buffer.init(), key=key, env_steps=jnp.zeros((), jnp.int32),
-                          epoch=jnp.zeros((), jnp.int32))
+        return TrainState(buffer=self.buffer.init(), **initial_fields(self.agent, self.env, self.config.num_envs, key))
 
     def start(self, key: jax.Array) -> TrainState:
         """The state training starts from: `init`, then --prefill-steps of random actions (whole epochs)."""
