@@ -21,7 +21,7 @@ from depthrl.envs.crawler import CrawlerMaze
 from depthrl.envs.maze import BUILTIN_LAYOUTS, Layout, PointMaze, parse_layout
 from depthrl.envs.physics import catalog as physics_catalog
 from depthrl.envs.wrappers import EpisodeWrapper, VmapWrapper
-from depthrl.errors import ConfigError, check_positive
+from depthrl.errors import ConfigError, check_defaults, check_positive
 
 # name -> (built-in layout or None when --layout is required, description)
 ENVS: dict[str, tuple[str | None, str]] = {
@@ -188,13 +188,10 @@ class EnvConfig:
         """A user's env (`register_env`) takes the flags every env has, not the maze or physics ones."""
         if self.episode_length is not None:
             check_positive("--episode-length", self.episode_length)
-        defaults = EnvConfig()
-        for flag, name in (("--layout", "layout"), ("--success-radius", "success_radius"),
-                           ("--random-start", "random_start"), ("--stitching", "stitching"), *stitching.FLAGS,
-                           ("--early-termination", "early_termination")):
-            if getattr(self, name) != getattr(defaults, name):
-                raise ConfigError(flag, getattr(self, name), f"not for --env {self.env} (an env registered by "
-                                                             "register_env: its own code decides this)")
+        check_defaults(self, (("--layout", "layout"), ("--success-radius", "success_radius"),
+                              ("--random-start", "random_start"), ("--stitching", "stitching"), *stitching.FLAGS,
+                              ("--early-termination", "early_termination")),
+                       f"not for --env {self.env} (an env registered by register_env: its own code decides this)")
         if self.eval_env is not None:
             self._validate_eval_env()
 

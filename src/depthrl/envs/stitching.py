@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from depthrl.envs.maze import Layout, cell_distances
-from depthrl.errors import ConfigError, check_positive
+from depthrl.errors import ConfigError, check_defaults, check_positive
 
 PROTOCOLS = ("all", "forward")
 
@@ -104,10 +104,7 @@ def validate_flags(cfg: Any, layout: Layout | None, on: bool) -> None:
     naming the flag at fault.
     """
     if not on:
-        defaults = type(cfg)()
-        for flag, name in FLAGS:
-            if getattr(cfg, name) != getattr(defaults, name):
-                raise ConfigError(flag, getattr(cfg, name), "only used with --stitching")
+        check_defaults(cfg, FLAGS, "only used with --stitching")
         return
     if cfg.random_start:
         by = "--stitching" if cfg.stitching else "stitching"  # a *-stitch task stitches without the flag

@@ -25,7 +25,7 @@ from depthrl.agents.sac import SAC, SACConfig
 from depthrl.agents.td3 import TD3, TD3Config
 from depthrl.envs.episodic import check_goal_env
 from depthrl.envs.registry import EnvConfig, make_envs
-from depthrl.errors import ConfigError
+from depthrl.errors import ConfigError, check_defaults
 from depthrl.training import presets
 from depthrl.training.loop import TrainConfig, Trainer, transition_replay
 from depthrl.training.onpolicy import OnPolicyTrainer
@@ -142,10 +142,8 @@ def require_discrete(args: Any) -> None:
 
 def check_ppo(args: Any) -> None:
     """On-policy: no replay, minibatches from one rollout, discrete actions."""
-    defaults = TrainConfig()
-    for flag, name in (("--buffer-size", "buffer_size"), ("--prefill-steps", "prefill_steps")):
-        if getattr(args.train, name) != getattr(defaults, name):
-            raise ConfigError(flag, getattr(args.train, name), "PPO is on-policy and keeps no replay: drop the flag")
+    check_defaults(args.train, (("--buffer-size", "buffer_size"), ("--prefill-steps", "prefill_steps")),
+                   "PPO is on-policy and keeps no replay: drop the flag")
     rollout = args.train.num_envs * args.train.unroll_length
     if args.agent.batch_size > rollout:
         raise ConfigError("--batch-size", args.agent.batch_size,

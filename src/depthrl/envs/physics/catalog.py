@@ -11,7 +11,7 @@ from typing import Any
 
 from depthrl.envs import physics, stitching
 from depthrl.envs.maze import BUILTIN_LAYOUTS, parse_layout
-from depthrl.errors import ConfigError, check_positive
+from depthrl.errors import ConfigError, check_defaults, check_positive
 
 CUSTOM = ""  # `maze` of a task whose layout comes from --layout
 
@@ -82,7 +82,6 @@ ENVS: dict[str, PhysicsTask] = {
 def validate_config(cfg: Any) -> None:
     """EnvConfig checks for a physics --env (every check runs before brax is imported)."""
     task = ENVS[cfg.env]
-    defaults = type(cfg)()  # the EnvConfig defaults
     physics.require(cfg.env)
     if cfg.physics_backend is not None and cfg.physics_backend not in task.backends:
         raise ConfigError("--physics-backend", cfg.physics_backend,
@@ -101,9 +100,8 @@ def validate_config(cfg: Any) -> None:
         raise ConfigError("--layout", cfg.layout, f"only with --env ant-custom-maze ({cfg.env} has its own "
                                                   f"{'maze' if task.maze else 'open floor'})")
     if task.maze is None:
-        for flag, name in (("--random-start", "random_start"), ("--stitching", "stitching")):
-            if getattr(cfg, name) != getattr(defaults, name):
-                raise ConfigError(flag, getattr(cfg, name), f"only for mazes, not --env {cfg.env}")
+        check_defaults(cfg, (("--random-start", "random_start"), ("--stitching", "stitching")),
+                       f"only for mazes, not --env {cfg.env}")
     layout = parse_layout(cfg.layout if task.maze == CUSTOM else task.maze) if task.maze is not None else None
     stitching.validate_flags(cfg, layout, on=cfg.stitching or task.stitching)
 
