@@ -4,8 +4,7 @@ The epoch is the trainer's own jitted, seed-vmapped `Trainer.epoch` (as `depthrl
 after the buffer is prefilled. Its three parts are also jitted separately with the same shapes and timed
 interleaved with it, so the split is measured under the same load:
 
-* `collect`: `unroll_length` env steps of `num_envs` envs with the policy, and the buffer insert
-  (`Trainer.collect`, the epoch's own collection);
+* `collect`: `unroll_length` env steps of `num_envs` envs with the policy, and the buffer insert;
 * `sample`: `sgd_steps_per_collect` relabelled batches (`Trainer.sample_batch`: uniform transition, future
   goal at a truncated-geometric offset of the same episode, O(1) per sample);
 * `update`: `sgd_steps_per_collect` agent updates scanned over pre-sampled batches.
@@ -149,7 +148,7 @@ def run(args: Args) -> dict:
 
     sample_key = jax.random.split(jax.random.PRNGKey(1), cfg.num_seeds)
 
-    def collect(ts, key):
+    def collect(ts, key):  # the epoch's own collection
         return trainer.collect(ts, key)[0]
 
     def sample(ts, key):
