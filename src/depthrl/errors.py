@@ -33,6 +33,16 @@ def check_positive(flag: str, value: int | float) -> None:
         raise ConfigError(flag, value, "must be > 0")
 
 
+def check_defaults(config: object, flags, why: str) -> None:
+    """Refuse a flag that would do nothing: ConfigError(flag, value, why) for the first (flag, field name) of
+    `flags` whose field of the dataclass `config` differs from its class default (`type(config)()`)."""
+    defaults = type(config)()
+    for flag, name in flags:
+        value = getattr(config, name)
+        if value != getattr(defaults, name):
+            raise ConfigError(flag, value, why)
+
+
 def check_choice(flag: str, value: str, choices: tuple[str, ...] | list[str]) -> None:
     if value not in choices:
         raise ConfigError(flag, value, f"choose one of {', '.join(choices)}")

@@ -50,6 +50,21 @@ def test_invalid_configs_name_the_flag(cfg, flag, fragments):
         assert fragment in str(err.value), (fragment, str(err.value))
 
 
+@pytest.mark.parametrize("flag, field, value", [("--stitch-pairs", "stitch_pairs", "forward"),
+                                                ("--stitch-eval-max", "stitch_eval_max", 9),
+                                                ("--random-start", "random_start", True)])
+def test_a_registered_env_refuses_the_maze_flags(monkeypatch, flag, field, value):
+    """An env added by register_env decides starts and goals itself: every stitching flag is refused by name."""
+    from depthrl.envs import registry
+
+    monkeypatch.setattr(registry, "GOAL_ENVS", {})
+    registry.register_env("user-square", lambda: PointMaze("open"), episode_length=20)
+    EnvConfig(env="user-square").validate()
+    with pytest.raises(ConfigError) as err:
+        EnvConfig(env="user-square", **{field: value}).validate()
+    assert err.value.flag == flag and "register_env" in str(err.value)
+
+
 @pytest.mark.parametrize("name", list(ENVS))
 def test_every_registered_env_builds_and_steps(name):
     cfg = EnvConfig(env=name, layout="#####/#R..#/#.#G#/#####" if ENVS[name][0] is None else None)

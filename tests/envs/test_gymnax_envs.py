@@ -104,6 +104,7 @@ def test_list_envs_rows():
         (EnvConfig(env="cartpole", layout="u"), "--layout"),
         (EnvConfig(env="cartpole", random_start=True), "--random-start"),
         (EnvConfig(env="cartpole", stitching=True), "--stitching"),
+        (EnvConfig(env="cartpole", stitch_pairs="forward"), "--stitch-pairs"),
         (EnvConfig(env="minatar-breakout", success_radius=0.2), "--success-radius"),
         (EnvConfig(env="cartpole", episode_length=0), "--episode-length"),
         (EnvConfig(env="probe-one-step", episode_length=3), "--episode-length"),

@@ -71,3 +71,22 @@ def test_register_agent_refuses_a_taken_name_or_preset():
         registry.register_agent(dataclasses.replace(crl, name="crl-copy"))
     with pytest.raises(ConfigError, match="unknown agent"):
         registry.get("crl-copy")
+
+
+def test_the_command_takes_the_entry_from_its_args_not_from_the_name():
+    """An entry's args carry the entry: a copy under a name nobody registered validates and builds its own
+    agent (a lookup by `kind` would fail), and each agent's replay is the one its entry declares."""
+    from depthrl.buffers.replay import TrajectoryReplay, TransitionReplay
+
+    copy = dataclasses.replace(registry.AGENTS["sac"], name="sac-unregistered")
+    args = copy.args()
+    assert args.kind == "sac-unregistered" and "sac-unregistered" not in registry.AGENTS
+    assert command.entry_of(args) is copy
+    command.validate_config(args)
+    trainer = command.build(args)
+    assert isinstance(trainer.agent, registry.AGENTS["sac"].agent) and isinstance(trainer.buffer, TrajectoryReplay)
+    dqn = command.build(registry.AGENTS["dqn"].args())
+    assert isinstance(dqn.buffer, TransitionReplay)
+    assert dqn.buffer.capacity == dqn.config.rows_per_env * dqn.config.num_envs  # --buffer-size, whole rows
+    with pytest.raises(TypeError, match="not the args of an agent entry"):
+        command.entry_of(registry.RunArgs())

@@ -26,10 +26,11 @@ from typing import Any
 
 import jax.numpy as jnp
 
+from depthrl.envs import stitching
 from depthrl.envs.base import Env, EnvSpec, State
 from depthrl.envs.gymnax_envs import GYMNAX_ENVS, GymnaxEnv
 from depthrl.envs.probes import ActionDependentReward, ObsDependentReward, OneStepReward, TwoStepChain
-from depthrl.errors import ConfigError, check_positive
+from depthrl.errors import ConfigError, check_defaults, check_positive
 
 EPISODE_METRICS = ("return", "length")
 
@@ -87,18 +88,13 @@ class EpisodeReturnWrapper:
 
 def validate_config(cfg: Any) -> None:
     """EnvConfig checks for the envs dispatched here: the maze flags do not apply."""
-    defaults = type(cfg)()  # the EnvConfig defaults
-    for flag, name in (("--layout", "layout"), ("--success-radius", "success_radius"),
-                       ("--random-start", "random_start"), ("--stitching", "stitching"),
-                       ("--stitch-train-max", "stitch_train_max"), ("--stitch-eval-min", "stitch_eval_min"),
-                       ("--stitch-eval-max", "stitch_eval_max")):
-        if getattr(cfg, name) != getattr(defaults, name):
-            raise ConfigError(flag, getattr(cfg, name), f"only for the point mazes, not --env {cfg.env}")
-    for flag, name in (("--early-termination", "early_termination"), ("--goal-resample", "goal_resample"),
-                       ("--eval-env", "eval_env")):
-        if getattr(cfg, name) != getattr(defaults, name):
-            raise ConfigError(flag, getattr(cfg, name), f"only for goal envs (point mazes, physics tasks), not "
-                                                        f"--env {cfg.env}: its episodes end as its dynamics say")
+    check_defaults(cfg, (("--layout", "layout"), ("--success-radius", "success_radius"),
+                         ("--random-start", "random_start"), ("--stitching", "stitching"), *stitching.FLAGS),
+                   f"only for the point mazes, not --env {cfg.env}")
+    check_defaults(cfg, (("--early-termination", "early_termination"), ("--goal-resample", "goal_resample"),
+                         ("--eval-env", "eval_env")),
+                   f"only for goal envs (point mazes, physics tasks), not --env {cfg.env}: its episodes end as its "
+                   "dynamics say")
     if cfg.episode_length is not None:
         if cfg.env in PROBE_ENVS:
             raise ConfigError("--episode-length", cfg.episode_length,

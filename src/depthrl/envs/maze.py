@@ -195,6 +195,20 @@ def pick_pair(u: jnp.ndarray, weights: tuple[float, ...] | None, count: int) -> 
     return jnp.minimum(jnp.searchsorted(cumulative, u, side="right"), count - 1).astype(jnp.int32)
 
 
+def start_and_goal_cells(layout: Layout, pairs: tuple[tuple[int, int], ...] | None,
+                         random_start: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(start, goal) free-cell indices of a maze env (point mass, crawler, Ant, Humanoid): paired row by row
+    when `pairs` is set (stitching); else every cell connected to all goal cells with `random_start`, or the
+    R cells, each with the G cells."""
+    if pairs is not None:
+        pairs = np.asarray(pairs, dtype=np.int32).reshape(-1, 2)
+        return pairs[:, 0], pairs[:, 1]
+    if random_start:
+        connected = (cell_distances(layout)[:, layout.goal_indices] >= 0).all(axis=1)
+        return np.flatnonzero(connected).astype(np.int32), layout.goal_indices
+    return layout.reset_indices, layout.goal_indices
+
+
 def _bfs(walls: np.ndarray, start: tuple[int, int]) -> np.ndarray:
     """[H, W] int32 4-connected path lengths (in cells) from `start`; -1 where unreachable."""
     height, width = walls.shape
@@ -347,15 +361,7 @@ class PointMaze:
 
     @functools.cached_property
     def _start_and_goal_cells(self) -> tuple[np.ndarray, np.ndarray]:
-        """Start and goal free-cell indices; paired row by row when `pairs` is set."""
-        layout = self.layout
-        if self.pairs is not None:
-            pairs = np.asarray(self.pairs, dtype=np.int32).reshape(-1, 2)
-            return pairs[:, 0], pairs[:, 1]
-        if self.random_start:
-            connected = (cell_distances(layout)[:, layout.goal_indices] >= 0).all(axis=1)
-            return np.flatnonzero(connected).astype(np.int32), layout.goal_indices
-        return layout.reset_indices, layout.goal_indices
+        return start_and_goal_cells(self.layout, self.pairs, self.random_start)
 
     @functools.cached_property
     def _wall_table(self) -> np.ndarray:

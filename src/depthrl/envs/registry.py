@@ -15,14 +15,13 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from depthrl.envs import episodic
+from depthrl.envs import episodic, stitching
 from depthrl.envs.base import Env
 from depthrl.envs.crawler import CrawlerMaze
 from depthrl.envs.maze import BUILTIN_LAYOUTS, Layout, PointMaze, parse_layout
 from depthrl.envs.physics import catalog as physics_catalog
-from depthrl.envs.stitching import PROTOCOLS, longest_path, pair_set
 from depthrl.envs.wrappers import EpisodeWrapper, VmapWrapper
-from depthrl.errors import ConfigError, check_positive
+from depthrl.errors import ConfigError, check_defaults, check_positive
 
 # name -> (built-in layout or None when --layout is required, description)
 ENVS: dict[str, tuple[str | None, str]] = {
@@ -182,57 +181,17 @@ class EnvConfig:
             check_positive("--episode-length", self.episode_length)
         if self.success_radius is not None:
             check_positive("--success-radius", self.success_radius)
-        defaults = EnvConfig()
-        if not self.stitching:
-            for flag, name in (
-                ("--stitch-train-max", "stitch_train_max"),
-                ("--stitch-eval-min", "stitch_eval_min"),
-                ("--stitch-eval-max", "stitch_eval_max"),
-                ("--stitch-pairs", "stitch_pairs"),
-            ):
-                if getattr(self, name) != getattr(defaults, name):
-                    raise ConfigError(flag, getattr(self, name), "only used with --stitching")
-            return self
-        if self.random_start:
-            raise ConfigError("--random-start", True, "not with --stitching (the pairs fix the start cells)")
-        check_positive("--stitch-train-max", self.stitch_train_max)
-        if self.stitch_eval_min <= self.stitch_train_max:
-            raise ConfigError(
-                "--stitch-eval-min",
-                self.stitch_eval_min,
-                f"must exceed --stitch-train-max={self.stitch_train_max} "
-                "so evaluation pairs are never trained on",
-            )
-        if self.stitch_eval_max < self.stitch_eval_min:
-            raise ConfigError(
-                "--stitch-eval-max",
-                self.stitch_eval_max,
-                f"must be >= --stitch-eval-min={self.stitch_eval_min}",
-            )
-        if self.stitch_pairs not in PROTOCOLS:
-            raise ConfigError("--stitch-pairs", self.stitch_pairs, f"choose one of {', '.join(PROTOCOLS)}")
-        if not pair_set(layout, self.stitch_pairs, self.stitch_eval_min, self.stitch_eval_max)[0]:
-            raise ConfigError(
-                "--stitch-eval-min",
-                self.stitch_eval_min,
-                f"no two cells of maze {layout.name!r} are "
-                f"{self.stitch_eval_min}..{self.stitch_eval_max} cells apart "
-                f"(its longest shortest path is {longest_path(layout)} cells)",
-            )
+        stitching.validate_flags(self, layout, on=self.stitching)
         return self
 
     def _validate_registered_env(self) -> None:
         """A user's env (`register_env`) takes the flags every env has, not the maze or physics ones."""
         if self.episode_length is not None:
             check_positive("--episode-length", self.episode_length)
-        defaults = EnvConfig()
-        for flag, name in (("--layout", "layout"), ("--success-radius", "success_radius"),
-                           ("--random-start", "random_start"), ("--stitching", "stitching"),
-                           ("--stitch-train-max", "stitch_train_max"), ("--stitch-eval-min", "stitch_eval_min"),
-                           ("--stitch-eval-max", "stitch_eval_max"), ("--early-termination", "early_termination")):
-            if getattr(self, name) != getattr(defaults, name):
-                raise ConfigError(flag, getattr(self, name), f"not for --env {self.env} (an env registered by "
-                                                             "register_env: its own code decides this)")
+        check_defaults(self, (("--layout", "layout"), ("--success-radius", "success_radius"),
+                              ("--random-start", "random_start"), ("--stitching", "stitching"), *stitching.FLAGS,
+                              ("--early-termination", "early_termination")),
+                       f"not for --env {self.env} (an env registered by register_env: its own code decides this)")
         if self.eval_env is not None:
             self._validate_eval_env()
 
@@ -333,10 +292,9 @@ def _point_mazes(cfg: EnvConfig) -> tuple[PointMaze, PointMaze, int]:
     if cfg.success_radius is not None:
         common["success_radius"] = cfg.success_radius
     if cfg.stitching:
-        pairs, weights = pair_set(layout, cfg.stitch_pairs, 1, cfg.stitch_train_max)
+        (pairs, weights), (eval_pairs, eval_weights) = stitching.train_eval_pairs(cfg, layout)
         train = body(pairs=pairs, pair_weights=weights, **common)
-        pairs, weights = pair_set(layout, cfg.stitch_pairs, cfg.stitch_eval_min, cfg.stitch_eval_max)
-        evaluation = body(pairs=pairs, pair_weights=weights, **common)
+        evaluation = body(pairs=eval_pairs, pair_weights=eval_weights, **common)
     else:
         train = evaluation = body(**common)
     length = cfg.episode_length or max(train.default_episode_length, evaluation.default_episode_length)

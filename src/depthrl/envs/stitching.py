@@ -17,10 +17,12 @@ trajectories.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from depthrl.envs.maze import Layout, cell_distances
-from depthrl.errors import ConfigError
+from depthrl.errors import ConfigError, check_defaults, check_positive
 
 PROTOCOLS = ("all", "forward")
 
@@ -86,3 +88,48 @@ def pair_set(layout: Layout, protocol: str, min_cells: int, max_cells: int) -> t
     if protocol == "forward":
         return forward_pairs(layout, min_cells, max_cells)
     return stitching_pairs(layout, min_cells, max_cells), None
+
+
+FLAGS = (("--stitch-train-max", "stitch_train_max"), ("--stitch-eval-min", "stitch_eval_min"),
+         ("--stitch-eval-max", "stitch_eval_max"), ("--stitch-pairs", "stitch_pairs"))
+"""(flag, EnvConfig field) of the --stitch-* flags."""
+
+
+def validate_flags(cfg: Any, layout: Layout | None, on: bool) -> None:
+    """The stitching checks of an EnvConfig `cfg` for any maze env (point, crawler or physics).
+
+    `on`: the protocol is on (--stitching, or a task that always stitches); `layout` is the maze (only read
+    when `on`). Off, every --stitch-* flag must keep its default. On, --random-start is refused and the
+    distances must leave evaluation pairs that training never sees and that the maze has. Raises ConfigError
+    naming the flag at fault.
+    """
+    if not on:
+        check_defaults(cfg, FLAGS, "only used with --stitching")
+        return
+    if cfg.random_start:
+        by = "--stitching" if cfg.stitching else "stitching"  # a *-stitch task stitches without the flag
+        raise ConfigError("--random-start", True, f"not with {by} (the pairs fix the start cells)")
+    check_positive("--stitch-train-max", cfg.stitch_train_max)
+    if cfg.stitch_eval_min <= cfg.stitch_train_max:
+        raise ConfigError("--stitch-eval-min", cfg.stitch_eval_min,
+                          f"must exceed --stitch-train-max={cfg.stitch_train_max} so evaluation pairs are never "
+                          "trained on")
+    if cfg.stitch_eval_max < cfg.stitch_eval_min:
+        raise ConfigError("--stitch-eval-max", cfg.stitch_eval_max,
+                          f"must be >= --stitch-eval-min={cfg.stitch_eval_min}")
+    if cfg.stitch_pairs not in PROTOCOLS:
+        raise ConfigError("--stitch-pairs", cfg.stitch_pairs, f"choose one of {', '.join(PROTOCOLS)}")
+    if not pair_set(layout, cfg.stitch_pairs, cfg.stitch_eval_min, cfg.stitch_eval_max)[0]:
+        raise ConfigError("--stitch-eval-min", cfg.stitch_eval_min,
+                          f"no two cells of maze {layout.name!r} are {cfg.stitch_eval_min}..{cfg.stitch_eval_max} "
+                          f"cells apart (its longest shortest path is {longest_path(layout)} cells)")
+
+
+PairSet = tuple[Pairs, tuple[float, ...] | None]
+
+
+def train_eval_pairs(cfg: Any, layout: Layout) -> tuple[PairSet, PairSet]:
+    """((pairs, weights) of training, (pairs, weights) of evaluation) of a stitching EnvConfig `cfg`:
+    distances 1..--stitch-train-max and --stitch-eval-min..--stitch-eval-max under --stitch-pairs."""
+    return (pair_set(layout, cfg.stitch_pairs, 1, cfg.stitch_train_max),
+            pair_set(layout, cfg.stitch_pairs, cfg.stitch_eval_min, cfg.stitch_eval_max))

@@ -1,8 +1,9 @@
 """The shell shared by every `depthrl train AGENT` command: validation, resume, build, run.
 
 What differs between agents is declared once, in the agent's `registry.AgentEntry` (its config, agent, trainer,
-checks, presets); the args of a run (`entry.args`) record the entry's name as `kind`, through which `runs.load`
-and `--resume` find the entry of a run directory.
+replay, checks, presets). The functions here take a run's args, made by the entry's `args` class, which carries
+the entry (`type(args).entry`): nothing is looked up by name. The args record the entry's name as `kind` in
+config.json, through which `runs.load`, the sweeps and `--resume` find the entry of a run directory.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ def validate_config(args: Any) -> None:
     args.env.validate()
     args.agent.validate()
     args.train.validate()
-    _check_num_devices(args)
-    entry = registry.get(args.kind)
+    entry = entry_of(args)
+    _check_num_devices(args, entry)
     if entry.validate is not None:  # checks across sections
         entry.validate(args)
     if args.keep_checkpoints < 1:
@@ -47,13 +48,21 @@ def validate_config(args: Any) -> None:
         raise ConfigError("--preset", args.preset, f"choose one of {', '.join(presets)}")
 
 
-def _check_num_devices(args: Any) -> None:
+def entry_of(args: Any) -> registry.AgentEntry:
+    """The agent entry whose `args` class made `args` (`registry.RunArgs.entry`)."""
+    entry = type(args).entry
+    if entry is None:
+        raise TypeError(f"{type(args).__name__} is not the args of an agent entry (make them with entry.args)")
+    return entry
+
+
+def _check_num_devices(args: Any, entry: registry.AgentEntry) -> None:
     """--num-devices splits the SGD batch of `Trainer`'s epoch: the batch must divide, the loop must be one."""
     num_devices = args.train.num_devices
     if num_devices == 1:
         return
-    if not issubclass(registry.get(args.kind).trainer, Trainer):
-        raise ConfigError("--num-devices", num_devices, f"`depthrl train {args.kind}` runs on one device only")
+    if not issubclass(entry.trainer, Trainer):
+        raise ConfigError("--num-devices", num_devices, f"`depthrl train {entry.name}` runs on one device only")
     batch_size = getattr(args.agent, "batch_size", None)
     if batch_size is not None and batch_size % num_devices:
         raise ConfigError("--num-devices", num_devices, f"must divide --batch-size={batch_size}")
@@ -66,11 +75,11 @@ def resolve_resume(args: Any) -> Any:
     if args.overwrite:
         raise ConfigError("--overwrite", True, "not with --resume (--resume continues the run, --overwrite deletes it)")
     run_dir = Path(args.resume)
-    their_kind = stored_kind(run_dir)
-    if their_kind is not None and their_kind != args.kind:
+    their_kind, name = stored_kind(run_dir), entry_of(args).name
+    if their_kind is not None and their_kind != name:
         registry.get(their_kind)  # an agent this depthrl does not know: the error lists the known ones
         raise ConfigError("--resume", str(run_dir), f"holds a `depthrl train {their_kind}` run; resume it with that "
-                          f"command, not `depthrl train {args.kind}`")
+                          f"command, not `depthrl train {name}`")
     saved = runner.load_config(run_dir, type(args))
     default = type(args)()
     for section in ("env", "agent", "train"):
@@ -104,10 +113,11 @@ def stored_kind(run_dir: Path) -> str | None:
 
 def build(args: Any) -> Trainer:
     train_env, eval_env = make_envs(args.env)
-    entry = registry.get(args.kind)
+    entry = entry_of(args)
     agent = entry.agent(args.agent, train_env.spec)
-    # An agent may bring its own loop with Trainer's interface (DQN: transition replay; PPO: on-policy).
-    return entry.trainer(agent=agent, env=train_env, eval_env=eval_env, config=args.train)
+    # An agent may bring its own replay (DQN: flat transitions) or loop with Trainer's interface (PPO: on-policy).
+    replay = {} if entry.replay is None else {"replay": entry.replay}
+    return entry.trainer(agent=agent, env=train_env, eval_env=eval_env, config=args.train, **replay)
 
 
 def run(args: Any) -> int:

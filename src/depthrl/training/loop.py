@@ -21,8 +21,8 @@ import optax
 from flax import struct
 from jax.sharding import NamedSharding, PartitionSpec
 
-from depthrl.buffers.replay import Replay, TrajectoryReplay
-from depthrl.envs.base import State
+from depthrl.buffers.replay import Replay, TrajectoryReplay, TransitionReplay
+from depthrl.envs.base import EnvSpec, State
 from depthrl.errors import ConfigError, check_positive
 from depthrl.training import acting
 
@@ -142,6 +142,15 @@ def _first_non_finite(finite: dict[str, jax.Array]) -> dict[str, jax.Array]:
     return {"nonfinite/step": step, **{f"nonfinite/{name}": at_step[i] for i, name in enumerate(finite)}}
 
 
+def initial_fields(agent: Any, env: Any, num_envs: int, key: jax.Array) -> dict[str, Any]:
+    """The fields every loop's state starts with (`TrainState`, `onpolicy.OnPolicyState`): the agent's init,
+    `num_envs` reset envs, the key left for training and zero env-step and epoch counters. Every loop splits
+    the key the same way here."""
+    agent_key, env_key, key = jax.random.split(key, 3)
+    return dict(agent=agent.init(agent_key), env_state=acting.reset_envs(env, env_key, num_envs), key=key,
+                env_steps=jnp.zeros((), jnp.int32), epoch=jnp.zeros((), jnp.int32))
+
+
 def evaluate_agent(agent: Any, env: Any, num_envs: int, params: Any, key: jax.Array, return_positions: bool = False):
     """The evaluation of every loop: `num_envs` deterministic episodes from reset (`acting.evaluate`).
 
@@ -153,6 +162,20 @@ def evaluate_agent(agent: Any, env: Any, num_envs: int, params: Any, key: jax.Ar
     trace = (lambda state: state.obs[:, :2]) if return_positions and goal_env else None
     metrics, positions, reset = acting.evaluate(env, agent.act, params, key, num_envs, trace)
     return metrics, positions, (reset.obs[:, spec.state_dim:] if goal_env else None)
+
+
+def trajectory_replay(spec: EnvSpec, config: TrainConfig, agent_config: Any) -> TrajectoryReplay:
+    """Whole episodes with hindsight goals (CRL, SAC, TD3): --buffer-size rows over --num-envs; the agent's
+    batch size, and its discount as the relabelling horizon."""
+    return TrajectoryReplay.of(spec, config.num_envs, config.rows_per_env, agent_config.batch_size,
+                               agent_config.discount)
+
+
+def transition_replay(spec: EnvSpec, config: TrainConfig, agent_config: Any) -> TransitionReplay:
+    """Flat transitions for envs whose episodes end early (DQN on gymnax and probe envs): --buffer-size
+    transitions, rounded up to a multiple of --num-envs; uniform batches of the agent's batch size. next_obs is
+    the observation before the auto-reset, so a time-limit end bootstraps."""
+    return TransitionReplay.of(spec, config.rows_per_env * config.num_envs, agent_config.batch_size)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,32 +192,27 @@ class Trainer:
     env: Any
     eval_env: Any
     config: TrainConfig
-    replay: Any = None
-    """The replay (`buffers.replay.Replay`); None: `default_replay()`."""
-
-    def default_replay(self) -> Replay:
-        """Trajectories with hindsight goals (`TrajectoryReplay`) of --buffer-size rows over --num-envs."""
-        agent_cfg = self.agent.config
-        return TrajectoryReplay.of(self.env.spec, self.config.num_envs, self.config.rows_per_env,
-                                   agent_cfg.batch_size, agent_cfg.discount)
+    replay: Callable[[EnvSpec, TrainConfig, Any], Replay] = trajectory_replay
+    """How the loop stores and samples: replay(env spec, this config, the agent's config) -> a
+    `buffers.replay.Replay` (`trajectory_replay`: CRL, SAC, TD3; `transition_replay`: DQN)."""
 
     @property
     def buffer(self) -> Replay:
-        """The replay this loop stores into and samples from."""
-        return self.replay if self.replay is not None else self.default_replay()
+        """The replay this loop stores into and samples from (sized from the current config)."""
+        return self.replay(self.env.spec, self.config, self.agent.config)
 
     def init(self, key: jax.Array) -> TrainState:
-        agent_key, env_key, key = jax.random.split(key, 3)
-        return TrainState(agent=self.agent.init(agent_key),
-                          env_state=acting.reset_envs(self.env, env_key, self.config.num_envs),
-                          buffer=self.buffer.init(), key=key, env_steps=jnp.zeros((), jnp.int32),
-                          epoch=jnp.zeros((), jnp.int32))
+        return TrainState(buffer=self.buffer.init(), **initial_fields(self.agent, self.env, self.config.num_envs, key))
 
     def start(self, key: jax.Array) -> TrainState:
         """The state training starts from: `init`, then --prefill-steps of random actions (whole epochs)."""
         return jax.lax.fori_loop(0, self.config.prefill_epochs, lambda _, ts: self.prefill_epoch(ts), self.init(key))
 
-    def _collect(self, ts: TrainState, key: jax.Array, random_actions: bool):
+    def collect(self, ts: TrainState, key: jax.Array, random_actions: bool = False):
+        """One unroll of --unroll-length steps in the --num-envs envs (`acting.rollout`), appended to the replay:
+        actions from `agent.explore` where the agent has it, else its stochastic `act` (uniform with
+        `random_actions`, as the prefill). Returns (ts with env state, replay and step count advanced, the
+        collection's episode metrics); ts.key is not used (`key` is)."""
         spec, num_envs = self.env.spec, self.config.num_envs
         if random_actions:
             policy = lambda obs, step_key: acting.uniform_actions(spec, step_key, num_envs)  # noqa: E731
@@ -210,7 +228,7 @@ class Trainer:
 
     def prefill_epoch(self, ts: TrainState) -> TrainState:
         key, collect_key = jax.random.split(ts.key)
-        ts, _ = self._collect(ts.replace(key=key), collect_key, random_actions=True)
+        ts, _ = self.collect(ts.replace(key=key), collect_key, random_actions=True)
         return ts
 
     def epoch(self, ts: TrainState) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -219,7 +237,7 @@ class Trainer:
         `nonfinite/` (see `_first_non_finite`; the runner reads and removes those keys)."""
         cfg = self.config
         key, collect_key, sgd_key = jax.random.split(ts.key, 3)
-        ts, collect_metrics = self._collect(ts.replace(key=key), collect_key, random_actions=False)
+        ts, collect_metrics = self.collect(ts.replace(key=key), collect_key, random_actions=False)
 
         def sgd_step(agent_state, step_key):
             sample_key, update_key = jax.random.split(step_key)

@@ -13,6 +13,16 @@ TrainConfig flags, read the on-policy way:
 Advantages and value targets are computed once per rollout, with the parameters that collected it
 (PPO's π_old), by `losses.policy_gradient.gae`; time-limit ends bootstrap from the observation the
 episode reached (`info["final_obs"]`).
+
+Shared with the off-policy `loop.Trainer`: the collection (`acting.rollout`), the evaluation
+(`loop.evaluate_agent`) and the initial state (`loop.initial_fields`). The epoch stays its own: what is common
+to both epochs is only "split the key, collect, scan the SGD steps, average the metrics" (a few lines), while
+each part differs in substance: the off-policy step samples a fresh batch from the replay with its own key,
+shards it across devices and records which step first went non-finite (the `nonfinite/` report), and it
+splits the epoch key in three; PPO computes GAE once per rollout, slices minibatches from a shuffle of it,
+passes the step key to the update whole, splits the epoch key in four and reports the explained variance. A
+helper taking those differences as callbacks would be longer than the two scans, and matching PPO's numbers
+bit for bit pins each key split as it is.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from flax import struct
 from depthrl.envs.base import State
 from depthrl.losses import policy_gradient as pg
 from depthrl.training import acting
-from depthrl.training.loop import TrainConfig, evaluate_agent
+from depthrl.training.loop import TrainConfig, evaluate_agent, initial_fields
 
 
 @struct.dataclass
@@ -49,10 +59,7 @@ class OnPolicyTrainer:
     config: TrainConfig
 
     def init(self, key: jax.Array) -> OnPolicyState:
-        agent_key, env_key, key = jax.random.split(key, 3)
-        return OnPolicyState(agent=self.agent.init(agent_key),
-                             env_state=acting.reset_envs(self.env, env_key, self.config.num_envs), key=key,
-                             env_steps=jnp.zeros((), jnp.int32), epoch=jnp.zeros((), jnp.int32))
+        return OnPolicyState(**initial_fields(self.agent, self.env, self.config.num_envs, key))
 
     def start(self, key: jax.Array) -> OnPolicyState:
         """The state training starts from: `init` (on-policy: nothing to prefill)."""

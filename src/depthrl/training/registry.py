@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import tyro
 
@@ -25,10 +25,9 @@ from depthrl.agents.sac import SAC, SACConfig
 from depthrl.agents.td3 import TD3, TD3Config
 from depthrl.envs.episodic import check_goal_env
 from depthrl.envs.registry import EnvConfig, make_envs
-from depthrl.errors import ConfigError
+from depthrl.errors import ConfigError, check_defaults
 from depthrl.training import presets
-from depthrl.training.loop import TrainConfig, Trainer
-from depthrl.training.offpolicy_transitions import TransitionTrainer
+from depthrl.training.loop import TrainConfig, Trainer, transition_replay
 from depthrl.training.onpolicy import OnPolicyTrainer
 
 
@@ -78,6 +77,10 @@ class RunArgs:
     """Checkpoints include the replay buffer, so a resumed run is bit-exact. --no-checkpoint-buffer makes them
     smaller (the paper recipe's buffer is ~5 GB); a run resumed from one starts with an empty buffer (not bit-exact)."""
 
+    entry: ClassVar[AgentEntry | None] = None
+    """The agent entry whose command these args are (set on `AgentEntry.args`; not a flag, not in config.json):
+    the train command (`training.command`) takes the entry from here, not from `kind`."""
+
 
 @dataclasses.dataclass(frozen=True)
 class AgentEntry:
@@ -92,7 +95,10 @@ class AgentEntry:
     agent: Callable[[Any, Any], Any]
     """Builds the agent (init/update/act/q_value/diagnostics) as agent(config, env_spec)."""
     trainer: type[Trainer] = Trainer
-    """The loop that trains it: Trainer (trajectory replay), or one with Trainer's interface."""
+    """The loop that trains it: Trainer (off-policy, with a replay), or one with Trainer's interface."""
+    replay: Callable[..., Any] | None = None
+    """With Trainer: its replay, replay(env spec, train config, agent config) (None: Trainer's default,
+    `loop.trajectory_replay`; DQN: `loop.transition_replay`)."""
     validate: Callable[[Any], None] | None = None
     """Checks across the env, agent and train flags (raise ConfigError naming the flag), before any compute."""
     presets: Callable[[], Sequence[presets.Preset]] = tuple
@@ -113,7 +119,7 @@ class AgentEntry:
                   ("agent", Annotated[self.config, tyro.conf.OmitArgPrefixes], dataclasses.field(default=config)),
                   ("kind", tyro.conf.Suppress[str], dataclasses.field(default=self.name)),
                   ("run_dir", str, dataclasses.field(default=self.default_run_dir))]
-        cls = dataclasses.make_dataclass("Args", fields, bases=(RunArgs,), frozen=True)
+        cls = dataclasses.make_dataclass("Args", fields, bases=(RunArgs,), frozen=True, namespace={"entry": self})
         cls.__doc__ = f"The flags of `depthrl train {self.name}`."
         return cls
 
@@ -136,10 +142,8 @@ def require_discrete(args: Any) -> None:
 
 def check_ppo(args: Any) -> None:
     """On-policy: no replay, minibatches from one rollout, discrete actions."""
-    defaults = TrainConfig()
-    for flag, name in (("--buffer-size", "buffer_size"), ("--prefill-steps", "prefill_steps")):
-        if getattr(args.train, name) != getattr(defaults, name):
-            raise ConfigError(flag, getattr(args.train, name), "PPO is on-policy and keeps no replay: drop the flag")
+    check_defaults(args.train, (("--buffer-size", "buffer_size"), ("--prefill-steps", "prefill_steps")),
+                   "PPO is on-policy and keeps no replay: drop the flag")
     rollout = args.train.num_envs * args.train.unroll_length
     if args.agent.batch_size > rollout:
         raise ConfigError("--batch-size", args.agent.batch_size,
@@ -214,7 +218,7 @@ Train TD3 with hindsight relabelling (HER) on a goal-conditioned env, at any dep
 Example: depthrl train td3 --env point-maze-u --critic-loss hl-gauss --depth 16 --run-dir runs/td3_u_d16
 """))
 register_agent(AgentEntry(
-    name="dqn", config=DQNConfig, agent=DQN, trainer=TransitionTrainer, validate=require_discrete,
+    name="dqn", config=DQNConfig, agent=DQN, replay=transition_replay, validate=require_discrete,
     presets=_of("dqn"), default_config=presets.DQN_CARTPOLE_AGENT, default_env=EnvConfig(env="cartpole"),
     default_train=presets.DQN_CARTPOLE_TRAIN, default_run_dir="runs/dqn", description="""\
 Train DQN at any depth on a discrete-action env (gymnax classic control / MinAtar, probe envs), with a

@@ -201,13 +201,6 @@ def summarise(per_seed: dict[str, np.ndarray]) -> dict[str, Any]:
     return out
 
 
-def first_non_finite(metrics: dict[str, np.ndarray]) -> str | None:
-    for name, value in metrics.items():
-        if not np.all(np.isfinite(np.asarray(value))):
-            return name
-    return None
-
-
 @dataclasses.dataclass
 class RunOptions:
     """What the shell does around training (not part of what is learned)."""

@@ -148,8 +148,8 @@ def run(args: Args) -> dict:
 
     sample_key = jax.random.split(jax.random.PRNGKey(1), cfg.num_seeds)
 
-    def collect(ts, key):
-        return trainer._collect(ts, key, random_actions=False)[0]
+    def collect(ts, key):  # the epoch's own collection
+        return trainer.collect(ts, key)[0]
 
     def sample(ts, key):
         return jax.vmap(lambda k: trainer.sample_batch(ts, k))(jax.random.split(key, cfg.sgd_steps_per_collect))

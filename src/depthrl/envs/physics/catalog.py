@@ -9,10 +9,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from depthrl.envs import physics
+from depthrl.envs import physics, stitching
 from depthrl.envs.maze import BUILTIN_LAYOUTS, parse_layout
-from depthrl.envs.stitching import PROTOCOLS, longest_path, pair_set
-from depthrl.errors import ConfigError, check_positive
+from depthrl.errors import ConfigError, check_defaults, check_positive
 
 CUSTOM = ""  # `maze` of a task whose layout comes from --layout
 
@@ -83,7 +82,6 @@ ENVS: dict[str, PhysicsTask] = {
 def validate_config(cfg: Any) -> None:
     """EnvConfig checks for a physics --env (every check runs before brax is imported)."""
     task = ENVS[cfg.env]
-    defaults = type(cfg)()  # the EnvConfig defaults
     physics.require(cfg.env)
     if cfg.physics_backend is not None and cfg.physics_backend not in task.backends:
         raise ConfigError("--physics-backend", cfg.physics_backend,
@@ -101,34 +99,11 @@ def validate_config(cfg: Any) -> None:
     if task.maze != CUSTOM and cfg.layout is not None:
         raise ConfigError("--layout", cfg.layout, f"only with --env ant-custom-maze ({cfg.env} has its own "
                                                   f"{'maze' if task.maze else 'open floor'})")
-    stitching = cfg.stitching or task.stitching
     if task.maze is None:
-        for flag, name in (("--random-start", "random_start"), ("--stitching", "stitching")):
-            if getattr(cfg, name) != getattr(defaults, name):
-                raise ConfigError(flag, getattr(cfg, name), f"only for mazes, not --env {cfg.env}")
+        check_defaults(cfg, (("--random-start", "random_start"), ("--stitching", "stitching")),
+                       f"only for mazes, not --env {cfg.env}")
     layout = parse_layout(cfg.layout if task.maze == CUSTOM else task.maze) if task.maze is not None else None
-    if not stitching:
-        for flag, name in (("--stitch-train-max", "stitch_train_max"), ("--stitch-eval-min", "stitch_eval_min"),
-                           ("--stitch-eval-max", "stitch_eval_max"), ("--stitch-pairs", "stitch_pairs")):
-            if getattr(cfg, name) != getattr(defaults, name):
-                raise ConfigError(flag, getattr(cfg, name), "only used with --stitching")
-        return
-    if cfg.random_start:
-        raise ConfigError("--random-start", True, "not with stitching (the pairs fix the start cells)")
-    check_positive("--stitch-train-max", cfg.stitch_train_max)
-    if cfg.stitch_eval_min <= cfg.stitch_train_max:
-        raise ConfigError("--stitch-eval-min", cfg.stitch_eval_min,
-                          f"must exceed --stitch-train-max={cfg.stitch_train_max} so evaluation pairs are never "
-                          "trained on")
-    if cfg.stitch_eval_max < cfg.stitch_eval_min:
-        raise ConfigError("--stitch-eval-max", cfg.stitch_eval_max,
-                          f"must be >= --stitch-eval-min={cfg.stitch_eval_min}")
-    if cfg.stitch_pairs not in PROTOCOLS:
-        raise ConfigError("--stitch-pairs", cfg.stitch_pairs, f"choose one of {', '.join(PROTOCOLS)}")
-    if not pair_set(layout, cfg.stitch_pairs, cfg.stitch_eval_min, cfg.stitch_eval_max)[0]:
-        raise ConfigError("--stitch-eval-min", cfg.stitch_eval_min,
-                          f"no two cells of maze {layout.name!r} are {cfg.stitch_eval_min}..{cfg.stitch_eval_max} "
-                          f"cells apart (its longest shortest path is {longest_path(layout)} cells)")
+    stitching.validate_flags(cfg, layout, on=cfg.stitching or task.stitching)
 
 
 def make_envs(cfg: Any) -> tuple[Any, Any, int]:
@@ -154,10 +129,9 @@ def make_envs(cfg: Any) -> tuple[Any, Any, int]:
     layout = parse_layout(cfg.layout if task.maze == CUSTOM else task.maze)
     common.update(robot=task.robot, maze=layout)
     if cfg.stitching or task.stitching:
-        pairs, weights = pair_set(layout, cfg.stitch_pairs, 1, cfg.stitch_train_max)
+        (pairs, weights), (eval_pairs, eval_weights) = stitching.train_eval_pairs(cfg, layout)
         train = Locomotion(pairs=pairs, pair_weights=weights, **common)
-        pairs, weights = pair_set(layout, cfg.stitch_pairs, cfg.stitch_eval_min, cfg.stitch_eval_max)
-        evaluation = Locomotion(pairs=pairs, pair_weights=weights, **common)
+        evaluation = Locomotion(pairs=eval_pairs, pair_weights=eval_weights, **common)
         return train, evaluation, length
     env = Locomotion(random_start=cfg.random_start, **common)
     return env, env, length

@@ -48,7 +48,7 @@ import numpy as np
 from flax import struct
 
 from depthrl.envs.base import EnvSpec, State
-from depthrl.envs.maze import Layout, cell_distances, pick_pair
+from depthrl.envs.maze import Layout, pick_pair, start_and_goal_cells
 from depthrl.envs.physics import assets
 
 BACKENDS = ("spring", "generalized", "mjx")
@@ -197,14 +197,7 @@ class Locomotion:
 
     @functools.cached_property
     def _start_and_goal_cells(self) -> tuple[np.ndarray, np.ndarray]:
-        maze = self.maze
-        if self.pairs is not None:
-            pairs = np.asarray(self.pairs, dtype=np.int32).reshape(-1, 2)
-            return pairs[:, 0], pairs[:, 1]
-        if self.random_start:
-            connected = (cell_distances(maze)[:, maze.goal_indices] >= 0).all(axis=1)
-            return np.flatnonzero(connected).astype(np.int32), maze.goal_indices
-        return maze.reset_indices, maze.goal_indices
+        return start_and_goal_cells(self.maze, self.pairs, self.random_start)
 
     # ---- functional API ----
 
