@@ -18,6 +18,7 @@ import pytest
 from depthrl import cli, sweep
 from depthrl.commands import sweep as sweep_cmd
 from depthrl.errors import ConfigError
+from depthrl.sweep.execute import group_cells
 from tiny_runs import TINY_CRL, TINY_ENV, TINY_TRAIN, subprocess_env
 
 # The tiny CRL run of tests/tiny_runs.py (its depth an axis here): 4 epochs, evaluations at 2 and 4.
@@ -388,3 +389,42 @@ def test_ray_path_gives_each_cell_its_gpu_and_a_killed_cell_resumes(real_sweep, 
     if both_running:  # two cells at once hold the two GPUs
         assert devices["seed=0"][0] != devices["seed=1"][0], devices
     assert (out / "aggregate.csv").read_text().startswith("strata,runs,mean")
+
+
+class GroupFakeExecutor(FakeExecutor):
+    """FakeExecutor that also 'runs' the other cells of a group (`--group-with`); `calls` records one per process."""
+
+    def submit(self, argv, log_path):
+        others = argv[argv.index("--group-with") + 1:-1] if "--group-with" in argv else []
+        for run_dir in others:
+            assert (Path(run_dir) / "config.json").is_file()  # prepared before the process starts
+            super().submit(["--run-dir", run_dir], log_path)
+        del self.calls[len(self.calls) - len(others):]
+        return super().submit(argv, log_path)
+
+
+def test_cells_differing_in_traced_hyperparameters_share_one_process(tmp_path, capsys):
+    """critic-lr × depth: one process per depth, holding its 3 learning rates; each cell gets its run directory
+    (config.json prepared before the process starts). --no-group, --skip-non-finite and a seed-only grid keep one
+    process per cell."""
+    spec = tiny_spec(critic_lr=(1e-4, 3e-4, 1e-3), depth=(4, 8))
+    cells = sweep.expand(spec, tmp_path / "a")
+    executor = GroupFakeExecutor(cells)
+    states = sweep.execute("crl", cells, tmp_path / "a", executor, report=lambda s: None)
+    assert [s["status"] for s in states.values()] == ["done"] * 6
+    assert [argv[argv.index("--resume") + 1:] for argv in executor.calls] == [
+        [str(cells[0].run_dir), "--group-with", str(cells[2].run_dir), str(cells[4].run_dir), "--no-progress"],
+        [str(cells[1].run_dir), "--group-with", str(cells[3].run_dir), str(cells[5].run_dir), "--no-progress"]]
+    assert capsys.readouterr().err.count("3 cells share one program (critic-lr)") == 2
+    assert sweep.execute("crl", cells, tmp_path / "a", executor, report=lambda s: None)[cells[0].name][
+        "status"] == "skipped"
+
+    cells = sweep.expand(spec, tmp_path / "b")
+    executor = GroupFakeExecutor(cells)
+    sweep.execute("crl", cells, tmp_path / "b", executor, report=lambda s: None, group=False)
+    assert len(executor.calls) == 6 and not any("--group-with" in argv for argv in executor.calls)
+    skipping = sweep.expand(dataclasses.replace(spec, fixed={**TINY, "skip_non_finite": True}), tmp_path / "c")
+    assert [len(g) for g in group_cells("crl", skipping)] == [1] * 6
+    assert [len(g) for g in group_cells("crl", sweep.expand(seed_spec(), tmp_path))] == [1, 1]
+    mixed = sweep.expand(tiny_spec(critic_lr=(1e-4, 1e-3), seed=(0, 1)), tmp_path / "d")
+    assert [len(g) for g in group_cells("crl", mixed)] == [4]

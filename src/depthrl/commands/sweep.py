@@ -16,7 +16,9 @@ OUT/logs/NAME.log). Cells run in parallel processes (`--jobs`), or as Ray tasks 
 (`--ray-address ADDR`, or `local` to start a Ray instance here). On a GPU cluster `--gpus-per-cell 1` makes
 Ray reserve a GPU for each cell and set its CUDA_VISIBLE_DEVICES, so each cell sees only its own device.
 Cells that differ only by seed are best vmapped inside one cell (`--num-seeds`); a `seed` axis makes one
-process per seed instead.
+process per seed instead. Cells that differ only in traced hyper-parameters (for crl: --critic-lr,
+--actor-lr, --alpha-lr, --logsumexp-coef, --target-entropy-scale, --discount; and --seed) train in one process
+under one compile, vmapped with their seeds, each in its own run directory (`--no-group`: one process each).
 
 A cell whose process is killed (out of memory, preempted node, a Ray worker that died) is retried up to
 `--max-retries` times; each attempt decides its command when it starts, so a retry continues the cell's own
@@ -90,6 +92,10 @@ class Args:
     """Show the live table of cells (otherwise one line per change of a cell's state)."""
     dry_run: bool = False
     """Validate and list the cells, then stop (no training)."""
+    group: bool = True
+    """Train the cells that differ only in traced hyper-parameters (crl: learning rates, --logsumexp-coef,
+    --target-entropy-scale, --discount; and --seed) in one process under one compile, each in its own run
+    directory (docs/sweeps.md). --no-group runs one process per cell."""
 
 
 def spec_from_args(args: Args) -> SweepSpec:
@@ -115,7 +121,7 @@ def main(args: Args) -> int:
     result = run_sweep(spec, out, jobs=args.jobs, ray_address=args.ray_address, cpus_per_cell=args.cpus_per_cell,
                        metric=args.metric, last_evals=args.last_evals, group_by=group_by,
                        num_resamples=args.bootstrap_resamples, progress=args.progress, baseline=args.baseline,
-                       gpus_per_cell=args.gpus_per_cell, max_retries=args.max_retries)
+                       gpus_per_cell=args.gpus_per_cell, max_retries=args.max_retries, group=args.group)
     for row in result.table:
         keys = [k for k in row if k not in ("strata", "runs", "mean", "std", "median", "iqm", "iqm_low",
                                             "iqm_high", "min", "max")]
