@@ -428,3 +428,37 @@ def test_cells_differing_in_traced_hyperparameters_share_one_process(tmp_path, c
     assert [len(g) for g in group_cells("crl", sweep.expand(seed_spec(), tmp_path))] == [1, 1]
     mixed = sweep.expand(tiny_spec(critic_lr=(1e-4, 1e-3), seed=(0, 1)), tmp_path / "d")
     assert [len(g) for g in group_cells("crl", mixed)] == [4]
+    assert cli.main(["sweep", "--axis", "critic-lr=1e-4,1e-3", "--out", str(tmp_path / "e"), "--dry-run"]) == 0
+    assert "2 cells share one program (critic-lr): critic_lr=0.0001, critic_lr=0.001" in capsys.readouterr().out
+
+
+def test_a_grouped_sweep_runs_one_process_and_a_killed_group_resumes_every_cell(tmp_path):
+    """`depthrl sweep --axis critic-lr=3e-4,1e-3 --num-seeds 2`: one `depthrl train` process writes both cells'
+    run directories. Killed after its first checkpoints (the final rows and checkpoints gone, one cell's
+    epoch-4 checkpoint still there), the rerun resumes both cells from epoch 2 to the uninterrupted rows. The
+    group's programs are those of tests/training/test_group_run.py (the session's compile cache)."""
+    spec = sweep.SweepSpec(kind="crl", axes={"critic_lr": (3e-4, 1e-3)}, fixed=TINY, num_seeds=2)
+    saved = dict(os.environ)
+    os.environ.update(subprocess_env())  # inherited by the cells
+    try:
+        first = sweep.run_sweep(spec, tmp_path, metric="success", progress=False, num_resamples=200)
+        logs = sorted((tmp_path / "logs").iterdir())
+        assert [log.name for log in logs] == ["critic_lr=0.0003.log"]
+        assert logs[0].read_text().count("$ depthrl train crl --resume") == 1 and "--group-with" in logs[0].read_text()
+        finals = {c.name: sweep.read_rows(c.run_dir) for c in first.cells}
+        assert [first.states[c.name]["status"] for c in first.cells] == ["done", "done"]
+        for i, cell in enumerate(first.cells):  # killed between the two cells' checkpoint writes of epoch 4
+            (cell.run_dir / "metrics.jsonl").write_text(json.dumps(finals[cell.name][0]) + "\n")
+            if i == 1:
+                shutil.rmtree(cell.run_dir / "checkpoints" / "epoch_00000004")
+        again = sweep.run_sweep(spec, tmp_path, metric="success", progress=False, num_resamples=200)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert all(again.states[c.name]["status"] == "done" and again.states[c.name]["resumed"] for c in again.cells)
+    assert logs[0].read_text().count("resuming") == 2
+    for cell in again.cells:
+        rows = sweep.read_rows(cell.run_dir)
+        assert [r["epoch"] for r in rows] == [2, 4]
+        for key in ("eval/success_per_seed", "eval/final_distance_per_seed", "critic/loss_per_seed"):
+            assert rows[-1][key] == pytest.approx(finals[cell.name][-1][key], rel=1e-5, abs=1e-6)

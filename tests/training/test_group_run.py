@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from depthrl.errors import ConfigError
+from depthrl.errors import ConfigError, DivergenceError
 from depthrl.training import checkpoint as ckpt
 from depthrl.training import command, runner
 from tiny_runs import is_timing, main, tiny_crl_args
@@ -109,3 +109,15 @@ def test_group_with_a_compiled_difference_fails_naming_the_flag(tmp_path):
     with pytest.raises(ConfigError, match="needs --resume"):
         command.run(dataclasses.replace(a, group_with=(b.run_dir,)))
     assert command.group_conflicts("crl", runner.to_dict(a), runner.to_dict(_args(tmp_path / "c", 3e-4, seed=9))) == []
+
+
+def test_a_diverging_run_leaves_the_group_and_the_others_finish(tmp_path):
+    """Critic lr 1e30 diverges in its first epoch: its divergence.json is written, the other run trains to the
+    end alone (compiled again for a group of one) and the command ends with DivergenceError naming the run."""
+    runs = [_args(tmp_path / "a", LRS[0]), _args(tmp_path / "b", 1e30)]
+    for args in runs:
+        _prepare(args)
+    with pytest.raises(DivergenceError, match=r"1 run\(s\) of the group diverged: .*b \(see their divergence"):
+        command.run(_group(runs))
+    assert (tmp_path / "b" / "divergence.json").is_file() and not (tmp_path / "a" / "divergence.json").exists()
+    assert [r["epoch"] for r in _rows(runs[0])] == [2, 4] and _rows(runs[1]) == []

@@ -42,7 +42,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from depthrl.sweep.execute import cell_state
+from depthrl.sweep.execute import cell_state, group_cells, traced_differences
 from depthrl.sweep.run import check_baseline, check_executor_options, check_options, run_sweep
 from depthrl.sweep.spec import SweepSpec, _norm, expand, load_spec, parse_assignments
 from depthrl.sweep.summary import improvement_line
@@ -115,8 +115,13 @@ def main(args: Args) -> int:
         check_options(args.jobs, args.cpus_per_cell, args.last_evals, args.bootstrap_resamples, group_by, spec)
         check_baseline(args.baseline, group_by, spec)
         check_executor_options(args.ray_address, args.gpus_per_cell, args.max_retries)
-        for cell in expand(spec, out):
+        cells = expand(spec, out)
+        for cell in cells:
             print(f"{cell.name}: {cell_state(cell)}  depthrl train {spec.kind} {' '.join(cell.flags)}")
+        for group in group_cells(spec.kind, cells) if args.group else ():
+            if len(group) > 1:
+                traced = ", ".join(f.lstrip("-") for f in traced_differences(spec.kind, group))
+                print(f"{len(group)} cells share one program ({traced}): {', '.join(c.name for c in group)}")
         return 0
     result = run_sweep(spec, out, jobs=args.jobs, ray_address=args.ray_address, cpus_per_cell=args.cpus_per_cell,
                        metric=args.metric, last_evals=args.last_evals, group_by=group_by,
