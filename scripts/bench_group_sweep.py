@@ -9,8 +9,9 @@ compile cache off, and prints one JSON line per mode, then one with the ratio:
              J > 1).
 
 Per mode: wall seconds of the whole sweep command, compile seconds (the `compile_s` of each process, summed),
-env steps/s over all cells and seeds (the sweep's env steps / its wall time), the cells' final
-eval/success, and `uptime`'s 1-minute load before and after (other work on the machine slows both modes).
+env steps/s over all cells and seeds (the sweep's env steps / its wall time), the seconds of one training
+epoch of each process (`time/epoch_s` of its last evaluation window), the cells' final eval/success, and
+`uptime`'s 1-minute load before and after (other work on the machine slows both modes).
 
     python scripts/bench_group_sweep.py                 # 4 learning rates × 3 seeds, --jobs 2
     python scripts/bench_group_sweep.py --total-env-steps 4000   # a quick one
@@ -55,6 +56,8 @@ def sweep(out: Path, args: argparse.Namespace, group: bool) -> dict:
     return {"mode": "grouped" if group else "processes", "cells": len(finals), "num_seeds": args.num_seeds,
             "jobs": args.jobs, "processes": 1 if group else len(finals), "wall_s": round(wall, 1),
             "compile_s": round(sum(compiles), 1), "env_steps_per_s": round(env_steps / wall, 1),
+            # One epoch (collect + SGD) of a process: the group's epoch trains every cell, a process's one cell.
+            "epoch_s": sorted({round(row["time/epoch_s"], 3) for row in finals.values()}),
             "success": {name: round(row["eval/success"], 3) for name, row in finals.items()},
             "load_before": before, "load_after": load(),
             "grouped_line": next((line for line in proc.stderr.splitlines() if "share one program" in line), None)}
@@ -73,12 +76,15 @@ def main() -> None:
     parser.add_argument("--sgd-steps", type=int, default=8)
     parser.add_argument("--total-env-steps", type=int, default=16_000)
     parser.add_argument("--out", default=None, help="keep the sweeps here (default: a temporary folder)")
+    parser.add_argument("--modes", nargs="+", default=["grouped", "processes"], choices=["grouped", "processes"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(args.out or tmp)
-        results = [sweep(base / "grouped", args, group=True), sweep(base / "processes", args, group=False)]
+        results = [sweep(base / mode, args, group=mode == "grouped") for mode in args.modes]
     for result in results:
         print(json.dumps(result))
+    if len(results) < 2:
+        return
     grouped, processes = results
     print(json.dumps({"throughput_ratio": round(grouped["env_steps_per_s"] / processes["env_steps_per_s"], 2),
                       "compile_ratio": round(processes["compile_s"] / grouped["compile_s"], 2)}))

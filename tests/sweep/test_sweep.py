@@ -395,7 +395,11 @@ class GroupFakeExecutor(FakeExecutor):
     """FakeExecutor that also 'runs' the other cells of a group (`--group-with`); `calls` records one per process."""
 
     def submit(self, argv, log_path):
-        others = argv[argv.index("--group-with") + 1:-1] if "--group-with" in argv else []
+        others = []
+        for word in argv[argv.index("--group-with") + 1:] if "--group-with" in argv else []:
+            if word.startswith("--"):
+                break
+            others.append(word)
         for run_dir in others:
             assert (Path(run_dir) / "config.json").is_file()  # prepared before the process starts
             super().submit(["--run-dir", run_dir], log_path)
@@ -413,8 +417,10 @@ def test_cells_differing_in_traced_hyperparameters_share_one_process(tmp_path, c
     states = sweep.execute("crl", cells, tmp_path / "a", executor, report=lambda s: None)
     assert [s["status"] for s in states.values()] == ["done"] * 6
     assert [argv[argv.index("--resume") + 1:] for argv in executor.calls] == [
-        [str(cells[0].run_dir), "--group-with", str(cells[2].run_dir), str(cells[4].run_dir), "--no-progress"],
-        [str(cells[1].run_dir), "--group-with", str(cells[3].run_dir), str(cells[5].run_dir), "--no-progress"]]
+        [str(cells[0].run_dir), "--group-with", str(cells[2].run_dir), str(cells[4].run_dir), "--no-plots",
+         "--no-progress"],
+        [str(cells[1].run_dir), "--group-with", str(cells[3].run_dir), str(cells[5].run_dir), "--no-plots",
+         "--no-progress"]]
     assert capsys.readouterr().err.count("3 cells share one program (critic-lr)") == 2
     assert sweep.execute("crl", cells, tmp_path / "a", executor, report=lambda s: None)[cells[0].name][
         "status"] == "skipped"

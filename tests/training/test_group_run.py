@@ -6,13 +6,16 @@ import dataclasses
 import shutil
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from depthrl.errors import ConfigError, DivergenceError
 from depthrl.training import checkpoint as ckpt
-from depthrl.training import command, runner
-from tiny_runs import is_timing, main, tiny_crl_args
+from depthrl.training import command, registry, runner
+from depthrl.training.loop import TrainConfig
+from tiny_runs import TINY_TRAIN, is_timing, main, tiny_crl_args, tiny_env
 
 LRS = (3e-4, 1e-3)  # the first is the default: its separate run is the suite's 2-seed tiny run (cached)
 
@@ -121,3 +124,28 @@ def test_a_diverging_run_leaves_the_group_and_the_others_finish(tmp_path):
         command.run(_group(runs))
     assert (tmp_path / "b" / "divergence.json").is_file() and not (tmp_path / "a" / "divergence.json").exists()
     assert [r["epoch"] for r in _rows(runs[0])] == [2, 4] and _rows(runs[1]) == []
+
+
+@pytest.mark.parametrize("kind, values", [
+    ("sac", {"critic_lr": 1e-3, "tau": 0.05, "alpha_lr": 1e-3, "sigma_ratio": 0.5}),
+    ("td3", {"critic_lr": 1e-3, "tau": 0.05, "policy_noise": 0.1, "exploration_noise": 0.3, "sigma_ratio": 0.5})])
+def test_actor_critic_group_epoch_equals_each_rows_own_program(kind, values):
+    """One epoch of SAC / TD3 (HL-Gauss critics) on a group of two rows, the default config and one with other
+    traced values (the same start state): each row's metrics and parameters equal those of the epoch compiled
+    for its own config."""
+    entry = registry.get(kind)
+    args = entry.args(env=tiny_env(), agent=entry.config(depth=2, width=16, batch_size=32, critic_loss="hl-gauss"),
+                      train=TrainConfig(**TINY_TRAIN))
+    trainers = [command.build(args), command.build(dataclasses.replace(args, agent=dataclasses.replace(args.agent,
+                                                                                                       **values)))]
+    start = jax.jit(jax.vmap(trainers[0].start))(runner.seed_keys(0, 1))
+    hparams = {name: jnp.asarray([getattr(args.agent, name), value], jnp.float32) for name, value in values.items()}
+    group = jax.tree.map(lambda x: jnp.concatenate([x, x]), start).replace(hparams=hparams)
+    group_state, group_metrics = jax.jit(jax.vmap(trainers[0].epoch))(group)
+    for row, trainer in enumerate(trainers):
+        state, metrics = jax.jit(jax.vmap(trainer.epoch))(start)
+        for name, value in metrics.items():
+            np.testing.assert_allclose(group_metrics[name][row], value[0], rtol=1e-5, atol=1e-6, err_msg=name)
+        for got, want in zip(jax.tree.leaves(group_state.agent), jax.tree.leaves(state.agent), strict=True):
+            np.testing.assert_allclose(got[row], want[0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(group_metrics["critic/loss"][0], group_metrics["critic/loss"][1])

@@ -227,8 +227,9 @@ def group_argv(kind: str, group: Sequence[Cell]) -> list[str]:
             args = parse_train_flags(kind, [*cell.flags, "--run-dir", str(cell.run_dir)])
             cell.run_dir.mkdir(parents=True, exist_ok=True)
             runner.write_json_atomic(cell.run_dir / runner.CONFIG_FILE, runner.to_dict(args))
+    plots = [] if group[0].shell.get("plots", True) else ["--no-plots"]  # a resume takes it from the command line
     return ["train", kind, "--resume", str(group[0].run_dir), "--group-with", *(str(c.run_dir) for c in group[1:]),
-            "--no-progress"]
+            *plots, "--no-progress"]
 
 
 def execute(kind: str, cells: list[Cell], out: Path, executor, report: Callable[[dict[str, dict]], None],

@@ -199,6 +199,9 @@ def find_preset(name: str) -> tuple[AgentEntry, presets.Preset] | None:
 
 
 CRL_HPARAMS = ("critic_lr", "actor_lr", "alpha_lr", "logsumexp_coef", "target_entropy_scale", "discount")
+# SAC/TD3: not --discount (with --v-max unset it sets the value support, built in numpy) nor --init-alpha (init).
+SAC_HPARAMS = ("critic_lr", "actor_lr", "alpha_lr", "tau", "target_entropy_scale", "sigma_ratio")
+TD3_HPARAMS = ("critic_lr", "actor_lr", "tau", "policy_noise", "noise_clip", "exploration_noise", "sigma_ratio")
 
 register_agent(AgentEntry(
     name="crl", config=CRLConfig, agent=CRL, validate=require_goal_env, presets=_of("crl"),
@@ -209,7 +212,7 @@ Example: depthrl train crl --env point-maze-u --depth 16 --total-env-steps 20000
 """))
 register_agent(AgentEntry(
     name="sac", config=SACConfig, agent=SAC, validate=require_goal_env, presets=_of("sac"),
-    default_run_dir="runs/sac", description="""\
+    default_run_dir="runs/sac", hparams=SAC_HPARAMS, description="""\
 Train SAC with hindsight relabelling (HER) on a goal-conditioned env, at any depth, with a regression
 (mse) or classification (hl-gauss, two-hot, c51) critic.
 
@@ -217,7 +220,7 @@ Example: depthrl train sac --env point-maze-u --critic-loss hl-gauss --depth 16 
 """))
 register_agent(AgentEntry(
     name="td3", config=TD3Config, agent=TD3, validate=require_goal_env, presets=_of("td3"),
-    default_run_dir="runs/td3", description="""\
+    default_run_dir="runs/td3", hparams=TD3_HPARAMS, description="""\
 Train TD3 with hindsight relabelling (HER) on a goal-conditioned env, at any depth, with a regression
 (mse) or classification (hl-gauss, two-hot, c51) critic.
 

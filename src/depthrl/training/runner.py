@@ -315,12 +315,16 @@ def train_group(trainer: Trainer, members: Sequence[Member], options: RunOptions
     wall_offsets = [0.0] * len(members)
     if resume_from is not None:
         states = []
-        for i, (m, path) in enumerate(zip(members, resume_from, strict=True)):
-            states.append(_restore(trainer, keys[i * k:(i + 1) * k], member_abstract, m.run_dir, path)[1])
+        for i, (m, chosen) in enumerate(zip(members, resume_from, strict=True)):
+            path, member_state = _restore(trainer, keys[i * k:(i + 1) * k], member_abstract, m.run_dir, chosen)
+            if len(members) > 1 and ckpt.epoch_of(path) != ckpt.epoch_of(chosen):  # fell back past an unreadable one
+                raise ConfigError("--resume", str(m.run_dir), f"its checkpoint {chosen.name} cannot be restored and "
+                                  "the other runs of the group are at that epoch: resume it alone, or start it again")
+            states.append(member_state)
             rows[i] = [r for r in read_metrics(m.run_dir) if r["epoch"] <= ckpt.epoch_of(path)]  # later: re-made
             wall_offsets[i] = rows[i][-1]["wall_time"] if rows[i] else 0.0
             print(f"resuming {m.run_dir} from checkpoint {path.name}")
-        state = jax.tree.map(lambda *x: jnp.concatenate(x), *states)
+        state = states[0] if len(states) == 1 else jax.tree.map(lambda *x: jnp.concatenate(x), *states)
     else:
         state = jax.jit(jax.vmap(trainer.start))(keys)  # init + prefill, as `loop.make_train` starts
     state = replicate(_with_hparams(state, hparams), cfg.num_devices)  # --num-devices: parameters on every device
