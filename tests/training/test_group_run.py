@@ -134,7 +134,7 @@ def test_actor_critic_group_epoch_equals_each_rows_own_program(kind, values):
     traced values (the same start state): each row's metrics and parameters equal those of the epoch compiled
     for its own config."""
     entry = registry.get(kind)
-    args = entry.args(env=tiny_env(), agent=entry.config(depth=2, width=16, batch_size=32, critic_loss="hl-gauss"),
+    args = entry.args(env=tiny_env(), agent=entry.config(depth=4, width=16, batch_size=32, critic_loss="hl-gauss"),
                       train=TrainConfig(**TINY_TRAIN))
     trainers = [command.build(args), command.build(dataclasses.replace(args, agent=dataclasses.replace(args.agent,
                                                                                                        **values)))]

@@ -16,9 +16,10 @@ OUT/logs/NAME.log). Cells run in parallel processes (`--jobs`), or as Ray tasks 
 (`--ray-address ADDR`, or `local` to start a Ray instance here). On a GPU cluster `--gpus-per-cell 1` makes
 Ray reserve a GPU for each cell and set its CUDA_VISIBLE_DEVICES, so each cell sees only its own device.
 Cells that differ only by seed are best vmapped inside one cell (`--num-seeds`); a `seed` axis makes one
-process per seed instead. Cells that differ only in traced hyper-parameters (for crl: --critic-lr,
---actor-lr, --alpha-lr, --logsumexp-coef, --target-entropy-scale, --discount; and --seed) train in one process
-under one compile, vmapped with their seeds, each in its own run directory (`--no-group`: one process each).
+process per seed instead. Cells that differ only in traced hyper-parameters (crl: --critic-lr, --actor-lr,
+--alpha-lr, --logsumexp-coef, --target-entropy-scale, --discount; sac and td3: learning rates, --tau and more,
+docs/sweeps.md; and --seed) train in one process under one compile, vmapped with their seeds, each in its own
+run directory (`--no-group`: one process each).
 
 A cell whose process is killed (out of memory, preempted node, a Ray worker that died) is retried up to
 `--max-retries` times; each attempt decides its command when it starts, so a retry continues the cell's own
@@ -93,9 +94,9 @@ class Args:
     dry_run: bool = False
     """Validate and list the cells, then stop (no training)."""
     group: bool = True
-    """Train the cells that differ only in traced hyper-parameters (crl: learning rates, --logsumexp-coef,
-    --target-entropy-scale, --discount; and --seed) in one process under one compile, each in its own run
-    directory (docs/sweeps.md). --no-group runs one process per cell."""
+    """Train the cells that differ only in traced hyper-parameters (crl, sac, td3: learning rates and more, see
+    docs/sweeps.md; and --seed) in one process under one compile, each in its own run directory. --no-group runs
+    one process per cell."""
 
 
 def spec_from_args(args: Args) -> SweepSpec:

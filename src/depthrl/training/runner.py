@@ -626,7 +626,9 @@ def non_finite_report(metrics: dict[str, np.ndarray], epoch: int, sgd_steps_per_
     every metric and parameter stayed finite, else which quantities went non-finite, where, in words."""
     flags = {k.removeprefix("nonfinite/"): np.atleast_1d(metrics.pop(k)) for k in list(metrics)
              if k.startswith("nonfinite/")}
-    steps = flags.pop("step", np.array([-1]))
+    # int64: the "no step" filler below does not fit the epoch's int32 steps (it wrapped to -1, so a finite seed
+    # before the diverged one was named, with no quantity).
+    steps = flags.pop("step", np.array([-1])).astype(np.int64)
     bad_means = [k for k, v in metrics.items() if not np.all(np.isfinite(np.asarray(v, dtype=np.float64)))]
     if np.all(steps < 0) and not bad_means:
         return None
