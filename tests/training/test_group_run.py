@@ -126,6 +126,9 @@ def test_a_diverging_run_leaves_the_group_and_the_others_finish(tmp_path):
     assert [r["epoch"] for r in _rows(runs[0])] == [2, 4] and _rows(runs[1]) == []
 
 
+# Slow: four SAC/TD3 programs compiled per agent (about 6 min each at load 10 on 2 cores). The group mechanism
+# itself (bind, the runner's rows, checkpoints and resume) is covered by the CRL tests above.
+@pytest.mark.slow
 @pytest.mark.parametrize("kind, values", [
     ("sac", {"critic_lr": 1e-3, "tau": 0.05, "alpha_lr": 1e-3, "sigma_ratio": 0.5}),
     ("td3", {"critic_lr": 1e-3, "tau": 0.05, "policy_noise": 0.1, "exploration_noise": 0.3, "sigma_ratio": 0.5})])
