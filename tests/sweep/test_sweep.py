@@ -18,6 +18,7 @@ import pytest
 from depthrl import cli, sweep
 from depthrl.commands import sweep as sweep_cmd
 from depthrl.errors import ConfigError
+from depthrl.sweep.execute import group_cells
 from tiny_runs import TINY_CRL, TINY_ENV, TINY_TRAIN, subprocess_env
 
 # The tiny CRL run of tests/tiny_runs.py (its depth an axis here): 4 epochs, evaluations at 2 and 4.
@@ -419,3 +420,82 @@ def test_ray_path_gives_each_cell_its_gpu_and_a_killed_cell_resumes(real_sweep, 
     if both_running:  # two cells at once hold the two GPUs
         assert devices["seed=0"][0] != devices["seed=1"][0], devices
     assert (out / "aggregate.csv").read_text().startswith("strata,runs,mean")
+
+
+class GroupFakeExecutor(FakeExecutor):
+    """FakeExecutor that also 'runs' the other cells of a group (`--group-with`); `calls` records one per process."""
+
+    def submit(self, argv, log_path):
+        others = []
+        for word in argv[argv.index("--group-with") + 1:] if "--group-with" in argv else []:
+            if word.startswith("--"):
+                break
+            others.append(word)
+        for run_dir in others:
+            assert (Path(run_dir) / "config.json").is_file()  # prepared before the process starts
+            super().submit(["--run-dir", run_dir], log_path)
+        del self.calls[len(self.calls) - len(others):]
+        return super().submit(argv, log_path)
+
+
+def test_cells_differing_in_traced_hyperparameters_share_one_process(tmp_path, capsys):
+    """critic-lr × depth: one process per depth, holding its 3 learning rates; each cell gets its run directory
+    (config.json prepared before the process starts). --no-group, --skip-non-finite and a seed-only grid keep one
+    process per cell."""
+    spec = tiny_spec(critic_lr=(1e-4, 3e-4, 1e-3), depth=(4, 8))
+    cells = sweep.expand(spec, tmp_path / "a")
+    executor = GroupFakeExecutor(cells)
+    states = sweep.execute("crl", cells, tmp_path / "a", executor, report=lambda s: None)
+    assert [s["status"] for s in states.values()] == ["done"] * 6
+    assert [argv[argv.index("--resume") + 1:] for argv in executor.calls] == [
+        [str(cells[0].run_dir), "--group-with", str(cells[2].run_dir), str(cells[4].run_dir), "--no-plots",
+         "--no-progress"],
+        [str(cells[1].run_dir), "--group-with", str(cells[3].run_dir), str(cells[5].run_dir), "--no-plots",
+         "--no-progress"]]
+    assert capsys.readouterr().err.count("3 cells share one program (critic-lr)") == 2
+    assert sweep.execute("crl", cells, tmp_path / "a", executor, report=lambda s: None)[cells[0].name][
+        "status"] == "skipped"
+
+    cells = sweep.expand(spec, tmp_path / "b")
+    executor = GroupFakeExecutor(cells)
+    sweep.execute("crl", cells, tmp_path / "b", executor, report=lambda s: None, group=False)
+    assert len(executor.calls) == 6 and not any("--group-with" in argv for argv in executor.calls)
+    skipping = sweep.expand(dataclasses.replace(spec, fixed={**TINY, "skip_non_finite": True}), tmp_path / "c")
+    assert [len(g) for g in group_cells("crl", skipping)] == [1] * 6
+    assert [len(g) for g in group_cells("crl", sweep.expand(seed_spec(), tmp_path))] == [1, 1]
+    mixed = sweep.expand(tiny_spec(critic_lr=(1e-4, 1e-3), seed=(0, 1)), tmp_path / "d")
+    assert [len(g) for g in group_cells("crl", mixed)] == [4]
+    assert cli.main(["sweep", "--axis", "critic-lr=1e-4,1e-3", "--out", str(tmp_path / "e"), "--dry-run"]) == 0
+    assert "2 cells share one program (critic-lr): critic_lr=0.0001, critic_lr=0.001" in capsys.readouterr().out
+
+
+def test_a_grouped_sweep_runs_one_process_and_a_killed_group_resumes_every_cell(tmp_path):
+    """`depthrl sweep --axis critic-lr=3e-4,1e-3 --num-seeds 2`: one `depthrl train` process writes both cells'
+    run directories. Killed after its first checkpoints (the final rows and checkpoints gone, one cell's
+    epoch-4 checkpoint still there), the rerun resumes both cells from epoch 2 to the uninterrupted rows. The
+    group's programs are those of tests/training/test_group_run.py (the session's compile cache)."""
+    spec = sweep.SweepSpec(kind="crl", axes={"critic_lr": (3e-4, 1e-3)}, fixed=TINY, num_seeds=2)
+    saved = dict(os.environ)
+    os.environ.update(subprocess_env())  # inherited by the cells
+    try:
+        first = sweep.run_sweep(spec, tmp_path, metric="success", progress=False, num_resamples=200)
+        logs = sorted((tmp_path / "logs").iterdir())
+        assert [log.name for log in logs] == ["critic_lr=0.0003.log"]
+        assert logs[0].read_text().count("$ depthrl train crl --resume") == 1 and "--group-with" in logs[0].read_text()
+        finals = {c.name: sweep.read_rows(c.run_dir) for c in first.cells}
+        assert [first.states[c.name]["status"] for c in first.cells] == ["done", "done"]
+        for i, cell in enumerate(first.cells):  # killed between the two cells' checkpoint writes of epoch 4
+            (cell.run_dir / "metrics.jsonl").write_text(json.dumps(finals[cell.name][0]) + "\n")
+            if i == 1:
+                shutil.rmtree(cell.run_dir / "checkpoints" / "epoch_00000004")
+        again = sweep.run_sweep(spec, tmp_path, metric="success", progress=False, num_resamples=200)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert all(again.states[c.name]["status"] == "done" and again.states[c.name]["resumed"] for c in again.cells)
+    assert logs[0].read_text().count("resuming") == 2
+    for cell in again.cells:
+        rows = sweep.read_rows(cell.run_dir)
+        assert [r["epoch"] for r in rows] == [2, 4]
+        for key in ("eval/success_per_seed", "eval/final_distance_per_seed", "critic/loss_per_seed"):
+            assert rows[-1][key] == pytest.approx(finals[cell.name][-1][key], rel=1e-5, abs=1e-6)

@@ -144,3 +144,13 @@ def test_crl_blow_up_stops_naming_the_critic_and_keeps_the_checkpoint(reference,
     assert ckpt.verify(checkpoints / f"epoch_{NUM_EPOCHS - 2:08d}") is None
     assert [r["epoch"] for r in runner.read_metrics(reference_copy)] == [r["epoch"] for r in rows_before
                                                                         if r["epoch"] <= NUM_EPOCHS - 2]
+
+
+def test_report_names_a_diverged_seed_after_a_finite_one():
+    """Seed 0 stayed finite (step -1 as int32, as the epoch reports it), seed 1 went non-finite at its 2nd step:
+    the report names seed 1 and its parameters (it used to pick seed 0 and name nothing)."""
+    metrics = {"nonfinite/step": np.array([-1, 1], np.int32), "nonfinite/params": np.array([False, True]),
+               "nonfinite/stub/loss": np.array([False, False]), "stub/loss": np.array([1.0, np.nan], np.float32)}
+    report = runner.non_finite_report(metrics, 2, SGD_STEPS)
+    assert (report["seed"], report["what"], report["sgd_step"]) == (1, "params", 2 * SGD_STEPS + 2)
+    assert report["where"].endswith("seed 1 of 2") and set(metrics) == {"stub/loss"}

@@ -16,7 +16,10 @@ OUT/logs/NAME.log). Cells run in parallel processes (`--jobs`), or as Ray tasks 
 (`--ray-address ADDR`, or `local` to start a Ray instance here). On a GPU cluster `--gpus-per-cell 1` makes
 Ray reserve a GPU for each cell and set its CUDA_VISIBLE_DEVICES, so each cell sees only its own device.
 Cells that differ only by seed are best vmapped inside one cell (`--num-seeds`); a `seed` axis makes one
-process per seed instead.
+process per seed instead. Cells that differ only in traced hyper-parameters (crl: --critic-lr, --actor-lr,
+--alpha-lr, --logsumexp-coef, --target-entropy-scale, --discount; sac and td3: learning rates, --tau and more,
+docs/sweeps.md; and --seed) train in one process under one compile, vmapped with their seeds, each in its own
+run directory (`--no-group`: one process each).
 
 A cell whose process is killed (out of memory, preempted node, a Ray worker that died) is retried up to
 `--max-retries` times; each attempt decides its command when it starts, so a retry continues the cell's own
@@ -40,7 +43,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from depthrl.sweep.execute import cell_state
+from depthrl.sweep.execute import cell_state, group_cells, traced_differences
 from depthrl.sweep.run import check_baseline, check_executor_options, check_options, run_sweep
 from depthrl.sweep.spec import SweepSpec, _norm, expand, load_spec, parse_assignments
 from depthrl.sweep.summary import improvement_line
@@ -90,6 +93,10 @@ class Args:
     """Show the live table of cells (otherwise one line per change of a cell's state)."""
     dry_run: bool = False
     """Validate and list the cells, then stop (no training)."""
+    group: bool = True
+    """Train the cells that differ only in traced hyper-parameters (crl, sac, td3: learning rates and more, see
+    docs/sweeps.md; and --seed) in one process under one compile, each in its own run directory. --no-group runs
+    one process per cell."""
 
 
 def spec_from_args(args: Args) -> SweepSpec:
@@ -109,13 +116,18 @@ def main(args: Args) -> int:
         check_options(args.jobs, args.cpus_per_cell, args.last_evals, args.bootstrap_resamples, group_by, spec)
         check_baseline(args.baseline, group_by, spec)
         check_executor_options(args.ray_address, args.gpus_per_cell, args.max_retries)
-        for cell in expand(spec, out):
+        cells = expand(spec, out)
+        for cell in cells:
             print(f"{cell.name}: {cell_state(cell)}  depthrl train {spec.kind} {' '.join(cell.flags)}")
+        for group in group_cells(spec.kind, cells) if args.group else ():
+            if len(group) > 1:
+                traced = ", ".join(f.lstrip("-") for f in traced_differences(spec.kind, group))
+                print(f"{len(group)} cells share one program ({traced}): {', '.join(c.name for c in group)}")
         return 0
     result = run_sweep(spec, out, jobs=args.jobs, ray_address=args.ray_address, cpus_per_cell=args.cpus_per_cell,
                        metric=args.metric, last_evals=args.last_evals, group_by=group_by,
                        num_resamples=args.bootstrap_resamples, progress=args.progress, baseline=args.baseline,
-                       gpus_per_cell=args.gpus_per_cell, max_retries=args.max_retries)
+                       gpus_per_cell=args.gpus_per_cell, max_retries=args.max_retries, group=args.group)
     for row in result.table:
         keys = [k for k in row if k not in ("strata", "runs", "mean", "std", "median", "iqm", "iqm_low",
                                             "iqm_high", "min", "max")]

@@ -179,14 +179,69 @@ class RayExecutor:
             self.ray.shutdown()
 
 
+def group_cells(kind: str, cells: Sequence[Cell]) -> list[list[Cell]]:
+    """The cells that train in one program: those whose configs differ only in --seed and the agent's traced
+    hyper-parameters (`AgentEntry.hparams`), at least one of which differs in the group (cells that differ only
+    in seed keep one process each, e.g. one per GPU). A cell runs alone when its agent declares no traced
+    hyper-parameters, it uses --skip-non-finite or --wandb-project, or it diverged before (divergence.json)."""
+    from depthrl.training import command, registry
+
+    hparams = registry.get(kind).hparams
+    groups: list[list[Cell]] = []
+    for cell in cells:
+        alone = (not hparams or not cell.learned or cell.shell.get("skip_non_finite")
+                 or cell.shell.get("wandb_project") is not None or (cell.run_dir / "divergence.json").exists())
+        home = None if alone else next(
+            (g for g in groups if g[0].learned and g[0].shell == cell.shell
+             and not command.group_conflicts(kind, g[0].learned, cell.learned)
+             and not (g[0].run_dir / "divergence.json").exists()), None)
+        if home is None:
+            groups.append([cell])
+        else:
+            home.append(cell)
+    out = []
+    for group in groups:  # a group of seeds only is one process per cell
+        if len(group) > 1 and not traced_differences(kind, group):
+            out += [[cell] for cell in group]
+        else:
+            out.append(group)
+    return out
+
+
+def traced_differences(kind: str, cells: Sequence[Cell]) -> list[str]:
+    """The traced hyper-parameters (as flags) whose values differ between `cells`."""
+    from depthrl.training import registry
+
+    return ["--" + name.replace("_", "-") for name in registry.get(kind).hparams
+            if len({json.dumps(c.learned["agent"].get(name)) for c in cells}) > 1]
+
+
+def group_argv(kind: str, group: Sequence[Cell]) -> list[str]:
+    """The `depthrl` arguments of a group of cells: each cell's run directory is prepared (its config.json, as a
+    run that has not checkpointed yet) and the first resumes with the others (`--group-with`)."""
+    from depthrl.sweep.spec import parse_train_flags
+    from depthrl.training import runner
+
+    for cell in group:
+        if not (cell.run_dir / runner.CONFIG_FILE).is_file():
+            args = parse_train_flags(kind, [*cell.flags, "--run-dir", str(cell.run_dir)])
+            cell.run_dir.mkdir(parents=True, exist_ok=True)
+            runner.write_json_atomic(cell.run_dir / runner.CONFIG_FILE, runner.to_dict(args))
+    plots = [] if group[0].shell.get("plots", True) else ["--no-plots"]  # a resume takes it from the command line
+    return ["train", kind, "--resume", str(group[0].run_dir), "--group-with", *(str(c.run_dir) for c in group[1:]),
+            *plots, "--no-progress"]
+
+
 def execute(kind: str, cells: list[Cell], out: Path, executor, report: Callable[[dict[str, dict]], None],
-            reuse: Sequence[Path] = ()) -> dict[str, dict]:
+            reuse: Sequence[Path] = (), group: bool = True) -> dict[str, dict]:
     """Run every unfinished cell through `executor` (`submit(argv, log_path) -> Future`). Returns
     cell name -> {status: done|failed|skipped, ...}; `report(states)` is called whenever states change
     and about once a second. A pending cell whose exact run already finished in another sweep under
-    `reuse` is linked to it instead of being trained again."""
+    `reuse` is linked to it instead of being trained again. With `group`, cells that differ only in traced
+    hyper-parameters (and seed) run as one process, one submitted task (`group_cells`)."""
     states: dict[str, dict] = {}
-    futures: dict[cf.Future, Cell] = {}
+    futures: dict[cf.Future, list[Cell]] = {}
+    todo: list[tuple[Cell, str]] = []
     for cell in cells:
         state = cell_state(cell)
         if state != "pending" and cell.learned and _stored_learned(cell.run_dir, kind) != cell.learned:
@@ -203,28 +258,44 @@ def execute(kind: str, cells: list[Cell], out: Path, executor, report: Callable[
             cell.run_dir.symlink_to(same, target_is_directory=True)
             states[cell.name] = {"status": "skipped", "note": f"the same run finished in {same}"}
             continue
-        log_path = out / "logs" / f"{cell.name}.log"
+        todo.append((cell, state))
+    resumed = {c.name: state == "partial" for c, state in todo}
+    # Started cells group with started ones only: a group starts afresh unless all its runs have a checkpoint.
+    groups = ([g for started in (True, False) for g in group_cells(kind, [c for c, _ in todo
+                                                                         if resumed[c.name] == started])]
+              if group else [[c] for c, _ in todo])
+    for members in groups:
+        log_path = out / "logs" / f"{members[0].name}.log"
+        if len(members) > 1:
+            traced = ", ".join(f.lstrip("-") for f in traced_differences(kind, members))
+            print(f"[sweep] {len(members)} cells share one program ({traced}): "
+                  f"{', '.join(c.name for c in members)}; log {log_path}", file=sys.stderr)
+            argv = group_argv(kind, members)
+        else:
+            argv = cell_argv(kind, members[0], "partial" if resumed[members[0].name] else "pending")
         submitted = time.time()
-        futures[executor.submit(cell_argv(kind, cell, state), log_path)] = cell
-        states[cell.name] = {"status": "pending", "resumed": state == "partial", "log": str(log_path),
-                             "submitted": submitted}
+        futures[executor.submit(argv, log_path)] = members
+        for cell in members:
+            states[cell.name] = {"status": "pending", "resumed": resumed[cell.name], "log": str(log_path),
+                                 "submitted": submitted}
     report(states)
     pending = set(futures)
     while pending:
         finished, pending = cf.wait(pending, timeout=1.0, return_when=cf.FIRST_COMPLETED)
         for future in finished:
-            cell = futures[future]
+            members = futures[future]
             try:
                 result = future.result()
             except Exception as err:  # the task itself broke (e.g. a Ray worker died)
                 result = {"returncode": -1, "seconds": 0.0, "log_tail": [f"{type(err).__name__}: {err}"]}
-            ok = result["returncode"] == 0 and cell_state(cell) == "done"
-            states[cell.name].update(status="done" if ok else "failed", **result)
+            for cell in members:  # a group whose one cell diverged ends with an error, its other cells done
+                ok = (result["returncode"] == 0 or len(members) > 1) and cell_state(cell) == "done"
+                states[cell.name].update(status="done" if ok else "failed", **result)
         for future in pending:
-            cell = futures[future]
-            state = states[cell.name]
-            log = Path(state["log"])  # logs append across sweeps: a cell runs once its log is written anew
-            if state["status"] == "pending" and log.exists() and log.stat().st_mtime >= state["submitted"] - 1:
-                state["status"] = "running"
+            for cell in futures[future]:
+                state = states[cell.name]
+                log = Path(state["log"])  # logs append across sweeps: a cell runs once its log is written anew
+                if state["status"] == "pending" and log.exists() and log.stat().st_mtime >= state["submitted"] - 1:
+                    state["status"] = "running"
         report(states)
     return states

@@ -18,9 +18,10 @@ def run_sweep(spec: SweepSpec, out: Path, jobs: int = 1, ray_address: str | None
               metric: str = "time_at_goal", last_evals: int = 1, group_by: Sequence[str] | None = None,
               num_resamples: int = 2000, progress: bool = True, title: str = "", executor=None,
               reuse: Sequence[Path] = (), baseline: str | None = None, gpus_per_cell: float = 0.0,
-              max_retries: int = 2) -> SweepResult:
+              max_retries: int = 2, group: bool = True) -> SweepResult:
     """Validate, run the unfinished cells, aggregate. The Python entry point of `depthrl sweep` (the
-    experiment scripts call it)."""
+    experiment scripts call it). `group`: cells that differ only in traced hyper-parameters (and seed) train
+    in one process (`execute.group_cells`)."""
     check_options(jobs, cpus_per_cell, last_evals, num_resamples, group_by, spec)
     check_baseline(baseline, group_by, spec)
     check_executor_options(ray_address, gpus_per_cell, max_retries)
@@ -38,7 +39,7 @@ def run_sweep(spec: SweepSpec, out: Path, jobs: int = 1, ray_address: str | None
     reporter = Reporter(cells, metric, live=progress)
     states: dict[str, dict] = {}
     try:
-        states = execute(spec.kind, cells, out, executor, reporter, reuse)
+        states = execute(spec.kind, cells, out, executor, reporter, reuse, group)
     finally:
         reporter.close(states)
         if own_executor:

@@ -43,6 +43,7 @@ class Cell:
     num_epochs: int  # evaluations stop at this epoch: the cell is finished when metrics reach it
     num_seeds: int
     learned: dict = dataclasses.field(default_factory=dict, compare=False)  # what is trained: kind, env, agent, train
+    shell: dict = dataclasses.field(default_factory=dict, compare=False)  # the rest of its config (not run_dir)
 
 
 def _norm(name: str) -> str:
@@ -143,7 +144,8 @@ def expand(spec: SweepSpec, out: Path, parse: Callable[[str, list[str]], Any] | 
         train_args = parse(spec.kind, flags)
         cells.append(Cell(name=name, values=values, flags=tuple(flags), run_dir=out / "cells" / name,
                           num_epochs=train_args.train.num_epochs, num_seeds=spec.num_seeds,
-                          learned=learned_config(dataclasses.asdict(train_args))))
+                          learned=learned_config(dataclasses.asdict(train_args)),
+                          shell=shell_config(dataclasses.asdict(train_args))))
     if len({c.name for c in cells}) != len(cells):
         raise ConfigError("--axis", list(spec.axes), "two cells get the same directory name: make the values distinct")
     return cells
@@ -169,6 +171,11 @@ def parse_train_flags(kind: str, flags: list[str]) -> Any:
                           f"not accepted by `depthrl train {kind}`: {message}") from None
     command.validate_config(args)
     return args
+
+
+def shell_config(config: dict) -> dict:
+    """The part of a run's config.json that is not learned and not its directory (logging, checkpoints, ...)."""
+    return {k: v for k, v in config.items() if k not in ("kind", "env", "agent", "train", "run_dir")}
 
 
 def learned_config(config: dict) -> dict:

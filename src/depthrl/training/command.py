@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from depthrl.envs.registry import make_envs
-from depthrl.errors import ConfigError
+from depthrl.errors import ConfigError, DivergenceError
 from depthrl.training import registry, runner
 from depthrl.training.loop import Trainer
 
@@ -97,9 +97,9 @@ def resolve_resume(args: Any) -> Any:
                                progress=args.progress, plots=args.plots, **shell)
 
 
-_RESUMABLE_SHELL_FLAGS = ("keep_checkpoints", "tensorboard", "skip_non_finite", "compile_cache", "compile_cache_max_mb",
-                          "memory_check", "checkpoint_buffer", "wandb_project", "wandb_entity", "wandb_group",
-                          "wandb_tags")
+_RESUMABLE_SHELL_FLAGS = ("group_with", "keep_checkpoints", "tensorboard", "skip_non_finite", "compile_cache",
+                          "compile_cache_max_mb", "memory_check", "checkpoint_buffer", "wandb_project", "wandb_entity",
+                          "wandb_group", "wandb_tags")
 
 
 def stored_kind(run_dir: Path) -> str | None:
@@ -120,11 +120,48 @@ def build(args: Any) -> Trainer:
     return entry.trainer(agent=agent, env=train_env, eval_env=eval_env, config=args.train, **replay)
 
 
+def resolve_group(args: Any) -> list[Any]:
+    """The runs of one process: --resume's run, then each --group-with run (its config.json), checked to differ
+    from the first only in --seed and the agent's traced hyper-parameters (`AgentEntry.hparams`)."""
+    if not args.group_with:
+        return [args]
+    if args.resume is None:
+        raise ConfigError("--group-with", list(args.group_with), "needs --resume RUN_DIR (the group's first run)")
+    if args.wandb_project is not None:
+        raise ConfigError("--group-with", list(args.group_with), "not with --wandb-project (one W&B run per process)")
+    runs = [args]
+    for run_dir in args.group_with:
+        if Path(run_dir).resolve() in {Path(r.run_dir).resolve() for r in runs}:
+            raise ConfigError("--group-with", run_dir, "is already a run of the group")
+        other = resolve_resume(dataclasses.replace(type(args)(), resume=run_dir, progress=args.progress,
+                                                   plots=args.plots))
+        validate_config(other)
+        conflicts = group_conflicts(args.kind, runner.to_dict(args), runner.to_dict(other))
+        if conflicts:
+            raise ConfigError("--group-with", run_dir, f"differs from {args.resume} in {', '.join(conflicts)}, which "
+                              f"the program compiles in; it may differ only in --seed and "
+                              f"{', '.join(registry.get(args.kind).hparams) or 'nothing else'}")
+        runs.append(other)
+    return runs
+
+
+def group_conflicts(kind: str, a: dict, b: dict) -> list[str]:
+    """The flags (as --names) in which two runs' configs (`runner.to_dict`) differ that keep them from training in
+    one program: every field of env, agent and train but --seed and the agent's traced hyper-parameters."""
+    free = {("train", "seed"), *(("agent", name) for name in registry.get(kind).hparams)}
+    if a.get("kind") != b.get("kind"):
+        return ["kind"]
+    return ["--" + name.replace("_", "-") for section in ("env", "agent", "train")
+            for name in sorted(set(a[section]) | set(b[section]))
+            if (section, name) not in free and a[section].get(name) != b[section].get(name)]
+
+
 def run(args: Any) -> int:
     """The body of `depthrl train AGENT`: validate, build, train (or resume), report."""
     from depthrl.training.plots import plot_run
 
     args = resolve_resume(args)
+    runs = resolve_group(args)
     validate(args)
     if args.compile_cache:
         from depthrl.training import compile_cache
@@ -138,6 +175,9 @@ def run(args: Any) -> int:
                                 memory_check=args.memory_check, checkpoint_buffer=args.checkpoint_buffer)
     # The runner compiles the training programs, checks their exact memory (unless --no-memory-check) and
     # free disk, then allocates and trains.
+    if len(runs) > 1:
+        _train_group(runs, trainer, options, plot_run, est)
+        return 0
     rows = _train_logged(args, trainer, options, plot_run, est)
     if rows:
         last = rows[-1]
@@ -149,6 +189,33 @@ def run(args: Any) -> int:
         print(f"final eval: {headline}  ({last['env_steps']:,} env steps, {last['wall_time']:.0f} s)")
     print(f"run directory: {options.run_dir}  (plots in {options.run_dir / 'plots'})")
     return 0
+
+
+def _train_group(runs: list[Any], trainer: Trainer, options: runner.RunOptions, plot_fn, est) -> None:
+    """The runs of --group-with in one program (`runner.train_group`). A run that diverges is left out (its
+    divergence.json and last good checkpoint kept) and the others continue from their last checkpoint, compiled
+    again for the smaller group; DivergenceError at the end names the runs that diverged."""
+    names = [n for n in registry.get(runs[0].kind).hparams if len({getattr(r.agent, n) for r in runs}) > 1]
+    members = [runner.Member(Path(r.run_dir), runner.to_dict(r), r.train.seed, {n: getattr(r.agent, n) for n in names})
+               for r in runs]
+    print(f"{len(members)} runs share one program" + (f" (traced: {', '.join(names)})" if names else ""))
+    diverged: list[str] = []
+    while members:
+        try:
+            runner.train_group(trainer, members, options, plot_fn, est)
+            break
+        except DivergenceError as err:
+            run_dir = getattr(err, "run_dir", None)
+            if run_dir is None or len(members) == 1:
+                raise
+            print(f"{run_dir} diverged ({err}); the other runs of the group continue", file=sys.stderr)
+            diverged.append(str(run_dir))
+            members = [m for m in members if m.run_dir != run_dir]
+    for m in members:
+        print(f"run directory: {m.run_dir}")
+    if diverged:
+        raise DivergenceError(f"{len(diverged)} run(s) of the group diverged: {', '.join(diverged)} (see their "
+                              "divergence.json); the others finished")
 
 
 def _train_logged(args: Any, trainer: Trainer, options: runner.RunOptions, plot_fn, est) -> list[dict]:

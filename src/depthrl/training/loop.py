@@ -124,6 +124,9 @@ class TrainState:
     key: jax.Array
     env_steps: jax.Array  # [] int32, per seed
     epoch: jax.Array  # [] int32, learning epochs done (prefill excluded)
+    # A group run's traced hyper-parameters (agent config field -> [] f32, per row of the vmapped axis: each
+    # row's cell's value); None in a plain run, whose values are compiled in (`Trainer.bind`).
+    hparams: Any = None
 
 
 def _all_finite(tree: Any) -> jax.Array:
@@ -201,6 +204,15 @@ class Trainer:
         """The replay this loop stores into and samples from (sized from the current config)."""
         return self.replay(self.env.spec, self.config, self.agent.config)
 
+    def bind(self, ts: TrainState) -> Trainer:
+        """This loop with the agent config's fields in `ts.hparams` set to their (traced) values, so one compiled
+        program trains cells that differ only in them; itself when `ts.hparams` is None (a plain run). The agent
+        (a dataclass with a `config` field) and the default replay (its `discount`) are rebuilt from the config."""
+        if not ts.hparams:
+            return self
+        config = dataclasses.replace(self.agent.config, **ts.hparams)
+        return dataclasses.replace(self, agent=dataclasses.replace(self.agent, config=config))
+
     def init(self, key: jax.Array) -> TrainState:
         return TrainState(buffer=self.buffer.init(), **initial_fields(self.agent, self.env, self.config.num_envs, key))
 
@@ -235,6 +247,9 @@ class Trainer:
         """Collect one unroll, then run the SGD steps. Returns metrics averaged over the SGD steps, plus
         `params/global_norm` (of the agent's params after the epoch) and the divergence report under
         `nonfinite/` (see `_first_non_finite`; the runner reads and removes those keys)."""
+        if ts.hparams:  # a group run: the plain epoch of the loop bound to this row's hyper-parameters
+            new_ts, metrics = self.bind(ts).epoch(ts.replace(hparams=None))
+            return new_ts.replace(hparams=ts.hparams), metrics
         cfg = self.config
         key, collect_key, sgd_key = jax.random.split(ts.key, 3)
         ts, collect_metrics = self.collect(ts.replace(key=key), collect_key, random_actions=False)
@@ -269,7 +284,8 @@ class Trainer:
         return self.buffer.sample(ts.buffer, key)
 
     def diagnostics(self, ts: TrainState, key: jax.Array) -> dict[str, jax.Array]:
-        return self.agent.diagnostics(ts.agent, self.sample_batch(ts, key))
+        bound = self.bind(ts)  # the batch is relabelled with this row's discount
+        return bound.agent.diagnostics(ts.agent, bound.sample_batch(ts, key))
 
     def evaluate(self, agent_params: Any, key: jax.Array, return_positions: bool = False):
         """`evaluate_agent` on the eval env: (metrics name -> [num_eval_envs], positions or None, goals or None)."""

@@ -76,6 +76,10 @@ class RunArgs:
     checkpoint_buffer: bool = True
     """Checkpoints include the replay buffer, so a resumed run is bit-exact. --no-checkpoint-buffer makes them
     smaller (the paper recipe's buffer is ~5 GB); a run resumed from one starts with an empty buffer (not bit-exact)."""
+    group_with: tuple[str, ...] = ()
+    """With --resume: more run directories (each with its config.json, as `depthrl sweep` prepares them) trained
+    in this process under one compile, vmapped with --resume's run; they may differ from it only in --seed and
+    the agent's traced hyper-parameters (docs/sweeps.md). Each keeps its own metrics, checkpoints and resume."""
 
     entry: ClassVar[AgentEntry | None] = None
     """The agent entry whose command these args are (set on `AgentEntry.args`; not a flag, not in config.json):
@@ -108,6 +112,10 @@ class AgentEntry:
     default_env: EnvConfig = EnvConfig()
     default_train: TrainConfig = TrainConfig()
     default_run_dir: str = "runs/run"
+    hparams: tuple[str, ...] = ()
+    """Agent config fields that are traced values, not compiled constants: runs that differ only in them (and
+    --seed) train in one program (`--group-with`, `depthrl sweep`). Each must be a float whose every use is
+    jnp arithmetic (`loop.Trainer.bind` sets it to a tracer)."""
 
     @functools.cached_property
     def args(self) -> type[RunArgs]:
@@ -194,16 +202,21 @@ def find_preset(name: str) -> tuple[AgentEntry, presets.Preset] | None:
     return None
 
 
+CRL_HPARAMS = ("critic_lr", "actor_lr", "alpha_lr", "logsumexp_coef", "target_entropy_scale", "discount")
+# SAC/TD3: not --discount (with --v-max unset it sets the value support, built in numpy) nor --init-alpha (init).
+SAC_HPARAMS = ("critic_lr", "actor_lr", "alpha_lr", "tau", "target_entropy_scale", "sigma_ratio")
+TD3_HPARAMS = ("critic_lr", "actor_lr", "tau", "policy_noise", "noise_clip", "exploration_noise", "sigma_ratio")
+
 register_agent(AgentEntry(
     name="crl", config=CRLConfig, agent=CRL, validate=require_goal_env, presets=_of("crl"),
-    default_run_dir="runs/crl", description="""\
+    default_run_dir="runs/crl", hparams=CRL_HPARAMS, description="""\
 Train contrastive RL (CRL): a goal-conditioned, reward-free agent with an InfoNCE critic, at any depth.
 
 Example: depthrl train crl --env point-maze-u --depth 16 --total-env-steps 2000000 --run-dir runs/u_d16
 """))
 register_agent(AgentEntry(
     name="sac", config=SACConfig, agent=SAC, validate=require_goal_env, presets=_of("sac"),
-    default_run_dir="runs/sac", description="""\
+    default_run_dir="runs/sac", hparams=SAC_HPARAMS, description="""\
 Train SAC with hindsight relabelling (HER) on a goal-conditioned env, at any depth, with a regression
 (mse) or classification (hl-gauss, two-hot, c51) critic.
 
@@ -211,7 +224,7 @@ Example: depthrl train sac --env point-maze-u --critic-loss hl-gauss --depth 16 
 """))
 register_agent(AgentEntry(
     name="td3", config=TD3Config, agent=TD3, validate=require_goal_env, presets=_of("td3"),
-    default_run_dir="runs/td3", description="""\
+    default_run_dir="runs/td3", hparams=TD3_HPARAMS, description="""\
 Train TD3 with hindsight relabelling (HER) on a goal-conditioned env, at any depth, with a regression
 (mse) or classification (hl-gauss, two-hot, c51) critic.
 

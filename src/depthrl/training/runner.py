@@ -23,6 +23,7 @@ import sys
 import time
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -235,18 +236,59 @@ def _progress(enabled: bool):
                     TimeRemainingColumn(), disable=not enabled, transient=False)
 
 
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """One run of a group run (`train_group`): its directory, its config.json, its --seed, and its values of the
+    group's traced hyper-parameters (agent config field -> value; `loop.Trainer.bind`)."""
+
+    run_dir: Path
+    config_json: dict
+    seed: int
+    hparams: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+def group_keys(keys_of, members: Sequence[Member], num_seeds: int, *args) -> jax.Array:
+    """The keys of every row of a group: member m's `keys_of(m.seed, num_seeds, *args)` (`seed_keys`,
+    `eval_keys`), stacked in member order, so each row draws what the same seed of a separate run draws."""
+    return jnp.concatenate([keys_of(m.seed, num_seeds, *args) for m in members])
+
+
+def _rows_of(tree: Any, index: int, num_seeds: int) -> Any:
+    """Member `index`'s rows (its seeds) of a tree with the group's leading axis (scalars are shared)."""
+    return jax.tree.map(lambda x: x[index * num_seeds:(index + 1) * num_seeds] if np.ndim(x) else x, tree)
+
+
 def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None,
           estimate: cost.Estimate | None = None) -> list[dict]:
     """Train (or resume) a run; returns the metrics rows. The config must be validated by the caller.
     `estimate`: the analytic cost model's numbers, printed next to the compiled program's."""
+    member = Member(options.run_dir, config_json, trainer.config.seed)
+    return train_group(trainer, [member], options, plot_fn, estimate)[0]
+
+
+def train_group(trainer: Trainer, members: Sequence[Member], options: RunOptions, plot_fn=None,
+                estimate: cost.Estimate | None = None) -> list[list[dict]]:
+    """Train (or resume) several runs in one program: `trainer.config.num_seeds` seeds of each member on one
+    vmapped axis, the members' `hparams` traced (`TrainState.hparams`), one compile. Each member's run directory
+    gets what a separate run writes (its config.json, metrics, TensorBoard events, checkpoints of its own rows,
+    plots), so it reads, evaluates and resumes like one; `options.run_dir` is unused. Returns each member's
+    metrics rows. One member without hyper-parameters is a plain run (`train`): no `hparams` in its state."""
     cfg = trainer.config
-    run_dir = options.run_dir
-    check_run_dir(run_dir, options.overwrite, options.resume)
-    keys = seed_keys(cfg.seed, cfg.num_seeds)
-    resume_from = _resume_candidate(run_dir) if options.resume else None  # hashes verified, nothing restored
-    abstract = abstract_state(trainer, keys)  # shapes only
+    k = cfg.num_seeds
+    for m in members:
+        check_run_dir(m.run_dir, options.overwrite, options.resume)
+    keys = group_keys(seed_keys, members, k)
+    names = sorted({name for m in members for name in m.hparams})
+    hparams = ({name: jnp.asarray([m.hparams[name] for m in members for _ in range(k)], jnp.float32)
+                for name in names} if names else None)
+    candidates = [_resume_candidate(m.run_dir) for m in members] if options.resume else None
+    resume_from = _common_checkpoints(candidates, members) if candidates is not None else None
+    member_abstract = abstract_state(trainer, keys[:k])  # shapes only: one member's state, as its checkpoints hold
+    abstract = _with_hparams(abstract_state(trainer, keys), jax.eval_shape(lambda: hparams))
+    traced = ("hparams",) if hparams is not None else ()  # a member's checkpoint holds what a plain run's does
     omitted = ("buffer",) if not options.checkpoint_buffer and hasattr(abstract, "buffer") else ()
-    _check_disk(run_dir, abstract, omitted, options)
+    for m in members:
+        _check_disk(m.run_dir, member_abstract, omitted, options)
 
     # Compile the epoch, eval and diagnostics programs ahead of time, before any state exists: their buffer
     # assignment gives the run's exact memory, and the metrics report compile time (`compile_s`) apart from step
@@ -257,24 +299,31 @@ def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None
     compile_s = time.time() - t_compile
     memory = _check_memory(trainer, abstract, (epoch_fn, eval_fn, diag_fn), options, estimate, omitted)
 
-    prepare_run_dir(run_dir, options.overwrite, options.resume)
-    if not options.resume:
-        write_json_atomic(run_dir / CONFIG_FILE, config_json)
+    for m in members:
+        prepare_run_dir(m.run_dir, options.overwrite, options.resume)
+        if not options.resume:
+            write_json_atomic(m.run_dir / CONFIG_FILE, m.config_json)
     t0 = time.time()
-    rows: list[dict] = []
-    wall_offset = 0.0
-    restored = _restore(trainer, keys, abstract, run_dir, resume_from) if resume_from is not None else None
-    if restored is not None:
-        path, state = restored
-        done_epoch = ckpt.epoch_of(path)
-        rows = [r for r in read_metrics(run_dir) if r["epoch"] <= done_epoch]  # rows past it are re-made
-        wall_offset = rows[-1]["wall_time"] if rows else 0.0
-        print(f"resuming {run_dir} from checkpoint {path.name}")
+    rows: list[list[dict]] = [[] for _ in members]
+    wall_offsets = [0.0] * len(members)
+    if resume_from is not None:
+        states = []
+        for i, (m, chosen) in enumerate(zip(members, resume_from, strict=True)):
+            path, member_state = _restore(trainer, keys[i * k:(i + 1) * k], member_abstract, m.run_dir, chosen)
+            if len(members) > 1 and ckpt.epoch_of(path) != ckpt.epoch_of(chosen):  # fell back past an unreadable one
+                raise ConfigError("--resume", str(m.run_dir), f"its checkpoint {chosen.name} cannot be restored and "
+                                  "the other runs of the group are at that epoch: resume it alone, or start it again")
+            states.append(member_state)
+            rows[i] = [r for r in read_metrics(m.run_dir) if r["epoch"] <= ckpt.epoch_of(path)]  # later: re-made
+            wall_offsets[i] = rows[i][-1]["wall_time"] if rows[i] else 0.0
+            print(f"resuming {m.run_dir} from checkpoint {path.name}")
+        state = states[0] if len(states) == 1 else jax.tree.map(lambda *x: jnp.concatenate(x), *states)
     else:
         state = jax.jit(jax.vmap(trainer.start))(keys)  # init + prefill, as `loop.make_train` starts
-    state = replicate(state, cfg.num_devices)  # --num-devices: parameters on every device, the batch split
+    state = replicate(_with_hparams(state, hparams), cfg.num_devices)  # --num-devices: parameters on every device
     if options.resume:
-        _rewrite_metrics(run_dir, rows)
+        for m, member_rows in zip(members, rows, strict=True):
+            _rewrite_metrics(m.run_dir, member_rows)
     init_s = time.time() - t0  # init (or restore) and prefill, their compile included
     timings: dict[str, Any] = {"compile_and_init_s": init_s + compile_s, "compile_s": compile_s, "init_s": init_s}
     if memory is not None:
@@ -282,43 +331,58 @@ def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None
 
     start_epoch = int(np.asarray(state.epoch)[0])
     # On resume, TensorBoard drops the events the killed process logged after the checkpoint.
-    writer = _tensorboard(run_dir, options.tensorboard,
-                          purge_step=int(np.asarray(state.env_steps)[0]) + 1 if options.resume else None)
-    writers = [w for w in (writer, *options.extra_writers) if w is not None]
-    saver = ckpt.AsyncCheckpointer(run_dir / "checkpoints", options.keep_checkpoints, f"--resume {run_dir}",
-                                   last_saved=start_epoch if restored is not None else None)
+    purge_step = int(np.asarray(state.env_steps)[0]) + 1 if options.resume else None
+    tb = [_tensorboard(m.run_dir, options.tensorboard, purge_step) for m in members]
+    writers = [[w for w in (writer, *options.extra_writers) if w is not None] for writer in tb]
+    savers = [ckpt.AsyncCheckpointer(m.run_dir / "checkpoints", options.keep_checkpoints, f"--resume {m.run_dir}",
+                                     last_saved=start_epoch if resume_from is not None else None) for m in members]
     metadata = {"omitted": list(omitted), "bit_exact_resume": not omitted}
     window: list[dict] = []
     stats = ""
-    warned: set[str] = set()  # metrics already warned about (once per run)
-    skipped = int(rows[-1].get("skipped_updates", 0)) if rows else 0
+    warned: list[set[str]] = [set() for _ in members]  # metrics already warned about (once per run)
+    skipped = int(rows[0][-1].get("skipped_updates", 0)) if rows[0] else 0
     noted = False  # the --no-checkpoint-buffer note is printed once, at the first save
-    t_start = time.time() - wall_offset
+    t_starts = [time.time() - offset for offset in wall_offsets]
+
+    def part(tree: Any, index: int) -> Any:  # one member's rows; a plain run's state as it is (no copy)
+        return tree if len(members) == 1 else _rows_of(tree, index, k)
 
     def last_good() -> int:
-        return saver.last_saved if saver.last_saved is not None else start_epoch
+        return min(s.last_saved if s.last_saved is not None else start_epoch for s in savers)
 
     def warn(message: str) -> None:
         print(f"warning: {message}", file=sys.stderr)
+
+    def wait_quietly() -> None:
+        for saver in savers:
+            saver.wait_quietly(warn)
 
     try:
         with _progress(options.progress) as progress:
             task = progress.add_task("train", total=cfg.num_epochs, completed=start_epoch, stats="")
             for epoch in range(start_epoch, cfg.num_epochs):
-                saver.poll()  # a checkpoint write that failed in the background stops the run here
+                for saver in savers:
+                    saver.poll()  # a checkpoint write that failed in the background stops the run here
                 t_epoch = time.perf_counter()
                 candidate, metrics = epoch_fn(state)
                 metrics = jax.device_get(metrics)
                 metrics["time/epoch_s"] = np.float64(time.perf_counter() - t_epoch)  # collect + SGD, no compile
                 report = non_finite_report(metrics, epoch, cfg.sgd_steps_per_collect)
                 if report is not None and not options.skip_non_finite:
-                    saver.wait_quietly(warn)  # the checkpoint in progress is the last good one once complete
-                    _write_divergence(run_dir, report, metrics, candidate, trainer, diag_fn, last_good())
-                    raise DivergenceError(
+                    wait_quietly()  # the checkpoint in progress is the last good one once complete
+                    index, report["seed"] = divmod(report["seed"], k)
+                    run_dir = members[index].run_dir
+                    if len(members) > 1:
+                        report["where"] += f" of the group (seed {report['seed']} of {run_dir})"
+                    _write_divergence(run_dir, report, part(metrics, index), candidate, trainer, diag_fn,
+                                      last_good(), _diag_keys(members, k, report["epoch"]), index * k)
+                    err = DivergenceError(
                         f"{report['what']} became non-finite at {report['where']}: run stopped. The last good "
                         f"checkpoint is epoch {last_good()}; diagnostics of the offending step in "
                         f"{run_dir / 'divergence.json'}. Lower the learning rates, or pass --skip-non-finite "
                         "to skip such updates.")
+                    err.run_dir = run_dir  # which run of a group diverged
+                    raise err
                 if report is not None:  # --skip-non-finite: drop this epoch's update, keep its data
                     print(f"warning: {report['what']} non-finite at {report['where']}; the epoch's update is "
                           "skipped", file=sys.stderr)
@@ -329,36 +393,80 @@ def train(trainer: Trainer, config_json: dict, options: RunOptions, plot_fn=None
                 state = candidate
                 done = epoch + 1
                 if done % cfg.epochs_per_eval == 0 or done == cfg.num_epochs:
-                    row = _evaluate_and_log(trainer, eval_fn, diag_fn, state, window, done, t_start, rows, run_dir,
-                                            writers, timings, skipped)
-                    for message in out_of_support_warnings(row, warned):
-                        print(message, file=sys.stderr)
+                    eval_metrics, _, _ = eval_fn(state.agent.params, group_keys(eval_keys, members, k, done))
+                    diagnostics = diag_fn(state, _diag_keys(members, k, done))
+                    host = jax.device_get((eval_metrics, diagnostics, state.env_steps))
+                    for i, m in enumerate(members):
+                        row = _evaluate_and_log(part(host, i), part(window, i), done, cfg,
+                                                t_starts[i], rows[i], m.run_dir, writers[i], timings, skipped)
+                        for message in out_of_support_warnings(row, warned[i]):
+                            print(message if len(members) == 1 else f"{message} ({m.run_dir})", file=sys.stderr)
                     window = []
                     if omitted and not noted:
                         noted = True
                         print(f"note: checkpoints leave out the replay buffer (--no-checkpoint-buffer, "
-                              f"{cost.mib(ckpt.nbytes(state.buffer))} less each): a run resumed from one starts with "
-                              "an empty buffer, so it is not bit-exact with an uninterrupted run", file=sys.stderr)
-                    saver.save(done, _without(state, omitted), metadata)  # host copy here, the write behind
+                              f"{cost.mib(ckpt.nbytes(state.buffer) // len(members))} less each): a run resumed "
+                              "from one starts with an empty buffer, so it is not bit-exact with an uninterrupted "
+                              "run", file=sys.stderr)
+                    for i, saver in enumerate(savers):  # host copy here, the write behind
+                        saver.save(done, _without(part(state, i), (*omitted, *traced)), metadata)
                     stats = f"steps {row['env_steps']:.3g} | {progress_headline(row)}"
-                sps = (done - start_epoch) * cfg.steps_per_epoch / max(time.time() - t_start - wall_offset, 1e-9)
+                sps = ((done - start_epoch) * cfg.steps_per_epoch * len(members)
+                       / max(time.time() - t_starts[0] - wall_offsets[0], 1e-9))
                 progress.update(task, completed=done, stats=f"{stats} | {sps:,.0f} env steps/s")
-        saver.wait()  # the last checkpoint is complete before the run reports success
+        for saver in savers:
+            saver.wait()  # the last checkpoint is complete before the run reports success
     except KeyboardInterrupt:
-        saver.wait_quietly(warn)
-        print(f"\ninterrupted: the last checkpoint (epoch {last_good()}) is kept; continue with "
-              f"--resume {run_dir}", file=sys.stderr)
+        wait_quietly()
+        for m in members:
+            print(f"\ninterrupted: the last checkpoint (epoch {last_good()}) is kept; continue with "
+                  f"--resume {m.run_dir}", file=sys.stderr)
         raise
     except BaseException:
-        saver.wait_quietly(warn)  # whatever stopped the run, a checkpoint in progress is completed
+        wait_quietly()  # whatever stopped the run, a checkpoint in progress is completed
         raise
     finally:
-        saver.close()
-        if writer is not None:
-            writer.close()
+        for saver in savers:
+            saver.close()
+        for writer in tb:
+            if writer is not None:
+                writer.close()
     if options.plots and plot_fn is not None:
-        plot_fn(run_dir, trainer, state, rows)
+        for i, m in enumerate(members):
+            plot_fn(m.run_dir, trainer, _without(part(state, i), traced), rows[i])
     return rows
+
+
+def _with_hparams(state: Any, hparams: dict | None) -> Any:
+    """`state` with a group's traced hyper-parameters (`TrainState.hparams`); a plain run's state as it is."""
+    return state if hparams is None else state.replace(hparams=hparams)
+
+
+def _diag_keys(members: Sequence[Member], num_seeds: int, epoch: int) -> jax.Array:
+    """The diagnostics batch keys: a separate run's `eval_keys(seed + 1, ...)` for each member."""
+    return group_keys(lambda seed, *args: eval_keys(seed + 1, *args), members, num_seeds, epoch)
+
+
+def _common_checkpoints(candidates: list[Path | None], members: Sequence[Member]) -> list[Path] | None:
+    """The checkpoint each member resumes from: all at the same epoch (the group trains in step), the newest
+    epoch every member has intact. None (start every member afresh) if a member has none."""
+    if any(c is None for c in candidates):
+        if any(c is not None for c in candidates):
+            print("a run of the group has no checkpoint yet: restarting every run of the group from the beginning",
+                  file=sys.stderr)
+        return None
+    epoch = min(ckpt.epoch_of(c) for c in candidates)
+    chosen = []
+    for m, found in zip(members, candidates, strict=True):
+        if ckpt.epoch_of(found) != epoch:
+            found = next((p for p in ckpt.list_checkpoints(m.run_dir / "checkpoints")
+                          if ckpt.epoch_of(p) == epoch and ckpt.verify(p) is None), None)
+        if found is None:
+            print(f"{m.run_dir} has no intact checkpoint of epoch {epoch}, where the other runs of the group are: "
+                  "restarting every run of the group from the beginning", file=sys.stderr)
+            return None
+        chosen.append(found)
+    return chosen
 
 
 def abstract_state(trainer: Trainer, keys: jax.Array) -> Any:
@@ -382,7 +490,7 @@ def compile_programs(trainer: Trainer, state: Any, donate: bool = True) -> tuple
     epoch_fn = jax.jit(jax.vmap(trainer.epoch), donate_argnums=0 if donate else ())
     eval_fn = jax.jit(jax.vmap(trainer.evaluate, in_axes=(0, 0)))
     diag_fn = jax.jit(jax.vmap(trainer.diagnostics))
-    keys = eval_keys(cfg.seed, cfg.num_seeds, 0)
+    keys = eval_keys(cfg.seed, state.env_steps.shape[0], 0)  # one per row: num_seeds, or a group's cells × seeds
     return (epoch_fn.lower(state).compile(), eval_fn.lower(state.agent.params, keys).compile(),
             diag_fn.lower(state, keys).compile())
 
@@ -511,7 +619,9 @@ def non_finite_report(metrics: dict[str, np.ndarray], epoch: int, sgd_steps_per_
     every metric and parameter stayed finite, else which quantities went non-finite, where, in words."""
     flags = {k.removeprefix("nonfinite/"): np.atleast_1d(metrics.pop(k)) for k in list(metrics)
              if k.startswith("nonfinite/")}
-    steps = flags.pop("step", np.array([-1]))
+    # int64: the "no step" filler below does not fit the epoch's int32 steps (it wrapped to -1, so a finite seed
+    # before the diverged one was named, with no quantity).
+    steps = flags.pop("step", np.array([-1])).astype(np.int64)
     bad_means = [k for k, v in metrics.items() if not np.all(np.isfinite(np.asarray(v, dtype=np.float64)))]
     if np.all(steps < 0) and not bad_means:
         return None
@@ -566,26 +676,26 @@ def _rewrite_metrics(run_dir: Path, rows: list[dict]) -> None:
 
 
 def _write_divergence(run_dir: Path, report: dict, metrics: dict, diverged: TrainState, trainer: Trainer, diag_fn,
-                      last_good_epoch: int) -> None:
+                      last_good_epoch: int, diag_keys: jax.Array, first_row: int = 0) -> None:
     """divergence.json: what went non-finite where, the epoch's metrics, the norm of every parameter array
-    of the diverged state (which layer blew up) and the network diagnostics of that state."""
-    seed = report["seed"]
+    of the diverged state (which layer blew up) and the network diagnostics of that state. `report["seed"]` is
+    the seed within the run; its row of the diverged (group) state is `first_row` + seed."""
+    row = first_row + report["seed"]
     norms, non_finite = {}, []
     try:  # a trainer whose state lacks .params/.env_steps still gets a report; it must never hide the divergence
         params = jax.device_get(getattr(diverged.agent, "params", diverged.agent))
         for path, leaf in jax.tree_util.tree_leaves_with_path(params):
-            leaf = np.asarray(leaf)[seed]
+            leaf = np.asarray(leaf)[row]
             name = jax.tree_util.keystr(path)
             norms[name] = float(np.linalg.norm(leaf.astype(np.float64).ravel()))
             if not np.all(np.isfinite(leaf)):
                 non_finite.append(name)
-        env_steps = int(np.asarray(diverged.env_steps)[seed])
+        env_steps = int(np.asarray(diverged.env_steps)[row])
     except Exception as err:
         norms, env_steps = {"error": f"{type(err).__name__}: {err}"}, None
     try:
-        cfg = trainer.config
-        diagnostics = jax.device_get(diag_fn(diverged, eval_keys(cfg.seed + 1, cfg.num_seeds, report["epoch"])))
-        diagnostics = {k: np.asarray(v)[seed] for k, v in diagnostics.items()}
+        diagnostics = jax.device_get(diag_fn(diverged, diag_keys))
+        diagnostics = {k: np.asarray(v)[row] for k, v in diagnostics.items()}
     except Exception as err:
         diagnostics = {"error": f"{type(err).__name__}: {err}"}
     data = {**{k: v for k, v in report.items() if k != "what"}, "env_steps": env_steps,
@@ -595,15 +705,15 @@ def _write_divergence(run_dir: Path, report: dict, metrics: dict, diverged: Trai
     (run_dir / "divergence.json").write_text(json.dumps(json_safe(data), indent=1))
 
 
-def _evaluate_and_log(trainer, eval_fn, diag_fn, state: TrainState, window, epoch, t_start, rows, run_dir, writers,
-                      timings: dict[str, float], skipped_updates: int = 0) -> dict:
-    cfg = trainer.config
-    eval_metrics, _, _ = eval_fn(state.agent.params, eval_keys(cfg.seed, cfg.num_seeds, epoch))
-    eval_metrics = jax.device_get(eval_metrics)
+def _evaluate_and_log(host: tuple, window: list[dict], epoch: int, cfg: Any, t_start: float, rows: list[dict],
+                      run_dir: Path, writers: list, timings: dict[str, float], skipped_updates: int = 0) -> dict:
+    """Append one run's evaluation row to its metrics.jsonl and writers. host: (eval metrics name ->
+    [num_seeds, num_eval_envs], diagnostics name -> [num_seeds], env steps [num_seeds]) on the host; window:
+    the training metrics of the epochs since the last evaluation (name -> [num_seeds])."""
+    eval_metrics, diagnostics, env_steps = host
     per_seed = {f"eval/{k}": np.mean(v, axis=-1) for k, v in eval_metrics.items()}
     train_means = {k: np.mean(np.stack([w[k] for w in window]), axis=0) for k in (window[0] if window else {})}
-    diagnostics = jax.device_get(diag_fn(state, eval_keys(cfg.seed + 1, cfg.num_seeds, epoch)))
-    row = {"epoch": epoch, "env_steps": int(np.asarray(state.env_steps)[0]),
+    row = {"epoch": epoch, "env_steps": int(np.asarray(env_steps)[0]),
            "sgd_steps": epoch * cfg.sgd_steps_per_collect, "wall_time": time.time() - t_start,
            **timings, "skipped_updates": skipped_updates,
            **summarise(per_seed), **summarise(train_means), **summarise(diagnostics)}
