@@ -21,6 +21,7 @@ import math
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -132,16 +133,23 @@ def _storable(tree: Any) -> Any:
     return jax.tree.map(lambda x: np.zeros((1,), x.dtype) if _empty(x) else x, tree)
 
 
+# One orbax save at a time in this process: the runs of a group (`runner.train_group`) each have a background
+# writer, and two orbax saves in two threads at once sometimes failed creating their temporary directory
+# (FileExistsError on `.tmp_epoch_*/state.orbax-checkpoint-tmp`, seen in a test of a two-run group).
+_ORBAX_LOCK = threading.Lock()
+
+
 def _write_arrays(directory: Path, host_state: Any) -> None:
     import orbax.checkpoint as ocp
 
     _quiet_orbax()
-    checkpointer = ocp.StandardCheckpointer()
-    try:
-        checkpointer.save(directory.absolute(), _storable(host_state))
-        checkpointer.wait_until_finished()
-    finally:
-        checkpointer.close()
+    with _ORBAX_LOCK:
+        checkpointer = ocp.StandardCheckpointer()
+        try:
+            checkpointer.save(directory.absolute(), _storable(host_state))
+            checkpointer.wait_until_finished()
+        finally:
+            checkpointer.close()
 
 
 def _write_manifest(directory: Path, manifest: dict) -> None:
