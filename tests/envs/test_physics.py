@@ -80,14 +80,21 @@ class Compiled:
 
 @functools.cache
 def _compiled(name: str) -> Compiled:
-    """Built and compiled once per test session and env (the tests share the programs)."""
+    """Built and compiled once per test session and env (the tests share the programs, for NUM_ENVS envs). The
+    reset and the step compile side by side (`runner.compile_concurrently`: XLA compiles outside the GIL)."""
+    from depthrl.training.runner import compile_concurrently
+
     env, _ = make_envs(_config(name))
     mjx = catalog.ENVS[name].backend == "mjx"
     if mjx:
         env = unwrapped(env)
     options = {} if mjx else QUICK_COMPILE
-    return Compiled(env, jax.jit(jax.vmap(env.reset), compiler_options=options),
-                    jax.jit(jax.vmap(env.step), compiler_options=options), wrapped=not mjx)
+    reset = jax.jit(jax.vmap(env.reset), compiler_options=options)
+    step = jax.jit(jax.vmap(env.step), compiler_options=options)
+    keys = jax.random.split(jax.random.PRNGKey(0), NUM_ENVS)
+    state = jax.eval_shape(reset, keys)
+    actions = jax.ShapeDtypeStruct((NUM_ENVS, env.spec.action_dim), jnp.float32)
+    return Compiled(env, *compile_concurrently([reset.lower(keys), step.lower(state, actions)]), wrapped=not mjx)
 
 
 @functools.cache
@@ -294,6 +301,28 @@ def test_goal_at_the_start_position_is_reached_and_the_sampled_goal_is_not(name)
     np.testing.assert_array_equal(moved_goal.info["episode_metrics"]["success"], 1.0)
     np.testing.assert_array_equal(moved_goal.info["episode_metrics"]["time_at_goal"], 1.0)
     np.testing.assert_array_equal(state.info["episode_metrics"]["success"], 0.0)
+
+
+@needs_brax
+@pytest.mark.xdist_group("physics_arm-push-easy")
+def test_arm_state_round_trips_through_a_checkpoint(tmp_path):
+    """The MJX arm's state, saved and restored as a training checkpoint (the train state holds it): every array
+    back bit for bit, its zero-size ones (`act`: the arm has no actuator activations; orbax refuses zero-size
+    arrays) in their empty shape. The arm presets' smoke runs (tests/commands/test_presets.py, -m slow)
+    checkpoint and restore it inside a whole run."""
+    from depthrl.training import checkpoint as ckpt
+
+    c = _compiled("arm-push-easy")
+    state = c.reset(jax.random.split(jax.random.PRNGKey(5), NUM_ENVS))
+    leaves = jax.tree.leaves(state)
+    assert any(leaf.size == 0 for leaf in leaves)
+    path = ckpt.save(tmp_path, 1, state)
+    assert ckpt.verify(path) is None
+    restored = ckpt.restore(path, jax.tree.map(np.zeros_like, state))
+    assert jax.tree.structure(restored) == jax.tree.structure(state)
+    for got, want in zip(jax.tree.leaves(restored), leaves, strict=True):
+        assert (got.shape, got.dtype) == (want.shape, want.dtype)
+        np.testing.assert_array_equal(got, want)
 
 
 @needs_brax
