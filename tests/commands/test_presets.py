@@ -171,7 +171,8 @@ def test_gpu_preset_runs_one_scaled_down_epoch(env, tmp_path):
     brax compiles slowly on CPU); the MJX arm runs at the default level, because its level-0 code runs its
     25 x (6 + 12 iteration) solver steps so slowly that one epoch did not finish in 23 min (docs/physics.md).
     Measured on the 2-core CPU: an Ant or Humanoid preset 35-40 s at load 3 (4-10 min at load 11-15); an arm
-    preset needs about 4 min of CPU to compile its programs (docs/physics.md), 12 min of wall at load 4-9."""
+    preset needs about 4-5 min of CPU to compile its programs (docs/physics.md): arm-push-easy passed in 33 min
+    at nice 15, load 4-11 (26 min compiling)."""
     name = next(e.name for e in GPU_PRESETS if e.env.env == env and e.agent.depth == 64)
     run_dir = tmp_path / name
     argv = [sys.executable, "-m", "depthrl.cli", "train", "crl", "--preset", name, *SCALE_DOWN_FLAGS,
