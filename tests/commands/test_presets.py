@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import pytest
 import tyro
 
@@ -17,7 +18,8 @@ from depthrl import cli
 from depthrl.commands import presets as presets_cli
 from depthrl.envs import physics
 from depthrl.envs.physics import catalog
-from depthrl.training import command, estimate, presets, registry, runner
+from depthrl.training import checkpoint as ckpt
+from depthrl.training import command, estimate, presets, registry, runner, runs
 from tiny_runs import optimised_env
 
 
@@ -163,19 +165,20 @@ def test_every_gpu_preset_scales_down_through_flags_and_keeps_the_rest_of_its_re
 @pytest.mark.parametrize("env", GPU_ENVS)
 def test_gpu_preset_runs_one_scaled_down_epoch(env, tmp_path):
     """`depthrl train crl --preset ENV-d64` plus the scale-down flags: builds the physics env, compiles, trains
-    one epoch, evaluates and checkpoints. A subprocess, so the spring (Ant, Humanoid) envs compile at XLA
-    optimisation level 0 (flags read when the backend starts; brax compiles slowly on CPU); the MJX arm runs
-    at the default level, because its level-0 code runs its 25 x (6 + 12 iteration) solver steps so slowly that
-    one epoch did not finish in 23 min (docs/physics.md). Measured on the 2-core CPU: an Ant or Humanoid
-    preset 35-40 s at load 3 (4-10 min at load 11-15); arm-push-easy 14 min at load 4-9 (12 min compiling),
-    failing at its checkpoint (orbax refuses the MJX state's zero-size `act` array: a bug, not fixed yet)."""
+    one epoch, evaluates and checkpoints, leaving a run directory that `--resume` restores. A subprocess, so
+    the spring (Ant, Humanoid) envs compile at XLA optimisation level 0 (flags read when the backend starts;
+    brax compiles slowly on CPU); the MJX arm runs at the default level, because its level-0 code runs its
+    25 x (6 + 12 iteration) solver steps so slowly that one epoch did not finish in 23 min (docs/physics.md).
+    Measured on the 2-core CPU: an Ant or Humanoid preset 35-40 s at load 3 (4-10 min at load 11-15); an arm
+    preset needs about 4-5 min of CPU to compile its programs (docs/physics.md): arm-push-easy passed in 33 min
+    at nice 15, load 4-11 (26 min compiling)."""
     name = next(e.name for e in GPU_PRESETS if e.env.env == env and e.agent.depth == 64)
     run_dir = tmp_path / name
     argv = [sys.executable, "-m", "depthrl.cli", "train", "crl", "--preset", name, *SCALE_DOWN_FLAGS,
             "--run-dir", str(run_dir), "--no-progress", "--no-plots", "--no-tensorboard", "--no-compile-cache"]
     # The suite's XLA flags (tests/conftest.py) are the quick ones; the MJX arm's child compiles as a user's run.
     env_vars = optimised_env() if catalog.ENVS[env].backend == "mjx" else os.environ
-    done = subprocess.run(argv, env=env_vars, capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(argv, env=env_vars, capture_output=True, text=True, timeout=3600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     config = json.loads((run_dir / "config.json").read_text())
     assert config["preset"] == name and config["env"]["env"] == env and config["agent"]["depth"] == 4
@@ -183,7 +186,16 @@ def test_gpu_preset_runs_one_scaled_down_epoch(env, tmp_path):
     assert [r["epoch"] for r in rows] == [1] and rows[0]["env_steps"] == 40
     assert all(abs(float(rows[0][k])) < float("inf") for k in ("critic/loss", "eval/final_distance"))
     assert 0.0 <= rows[0]["eval/time_at_goal"] <= 1.0
-    assert any((run_dir / "checkpoints").iterdir())
+    # a run directory `--resume` can continue: its checkpoint intact and restored as resume restores it, every
+    # array of the train state (the MJX arm's empty actuator activations included) back in its shape
+    newest = ckpt.list_checkpoints(run_dir / "checkpoints")[-1]
+    assert ckpt.epoch_of(newest) == 1 and ckpt.verify(newest) is None
+    loaded = runs.load(run_dir)
+    abstract = runner.abstract_state(loaded.trainer, runner.seed_keys(0, 1))
+    assert jax.tree.structure(loaded.state) == jax.tree.structure(abstract) and loaded.epoch == 1
+    shapes = [[(x.shape, x.dtype) for x in jax.tree.leaves(tree)] for tree in (loaded.state, abstract)]
+    assert shapes[0] == shapes[1]
+    assert int(loaded.state.env_steps[0]) == 40
 
 
 def test_depth_showcase_presets_differ_only_by_depth():

@@ -73,20 +73,29 @@ class Compiled:
         return state.replace(physics={**state.physics, "env": physics} if self.wrapped else physics)
 
     def reached(self, state) -> jax.Array:
-        """[N, goal_dim] the coordinates a goal names, read from the simulator (torso or cube position)."""
-        return self.physics(state).pipeline.x.pos[:, 0, : self.env.spec.goal_dim]
+        """[N, goal_dim] the coordinates a goal names, read from the simulator (torso, cube or, for arm-reach, the
+        hand: link 7, the 7th body)."""
+        body = 6 if self.env.spec.name == "arm-reach" else 0
+        return self.physics(state).pipeline.x.pos[:, body, : self.env.spec.goal_dim]
 
 
 @functools.cache
 def _compiled(name: str) -> Compiled:
-    """Built and compiled once per test session and env (the tests share the programs)."""
+    """Built and compiled once per test session and env (the tests share the programs, for NUM_ENVS envs). The
+    reset and the step compile side by side (`runner.compile_concurrently`: XLA compiles outside the GIL)."""
+    from depthrl.training.runner import compile_concurrently
+
     env, _ = make_envs(_config(name))
     mjx = catalog.ENVS[name].backend == "mjx"
     if mjx:
         env = unwrapped(env)
     options = OPTIMISED if mjx else QUICK_COMPILE  # the suite's default is level 0 (tests/conftest.py)
-    return Compiled(env, jax.jit(jax.vmap(env.reset), compiler_options=options),
-                    jax.jit(jax.vmap(env.step), compiler_options=options), wrapped=not mjx)
+    reset = jax.jit(jax.vmap(env.reset), compiler_options=options)
+    step = jax.jit(jax.vmap(env.step), compiler_options=options)
+    keys = jax.random.split(jax.random.PRNGKey(0), NUM_ENVS)
+    state = jax.eval_shape(reset, keys)
+    actions = jax.ShapeDtypeStruct((NUM_ENVS, env.spec.action_dim), jnp.float32)
+    return Compiled(env, *compile_concurrently([reset.lower(keys), step.lower(state, actions)]), wrapped=not mjx)
 
 
 @functools.cache
@@ -208,8 +217,10 @@ def test_stitching_env_trains_on_short_pairs_and_evaluates_on_long_ones():
 # ---- brax: the env contract under jit + vmap ----
 
 
-# The paper code's state sizes (train.py `obs_dim`; the goal follows them in the observation).
-REFERENCE_STATE_DIM = {"ant": 29, "humanoid": 268, "arm": 17}
+# The paper code's state sizes and goal indices (train.py `obs_dim`, `goal_start_idx`..`goal_end_idx`; the goal
+# follows the state in the observation), by robot, or by task where a task differs from its robot's.
+REFERENCE_STATE_DIM = {"ant": 29, "humanoid": 268, "arm": 17, "arm-reach": 13}
+REFERENCE_GOAL_INDICES = {"ant": (0, 1), "humanoid": (0, 1, 2), "arm": (0, 1, 2), "arm-reach": (7, 8, 9)}
 
 
 @needs_brax
@@ -218,13 +229,15 @@ def test_catalog_dims_match_the_built_envs(name):
     env, _ = make_envs(_config(name))
     task, spec = catalog.ENVS[name], env.spec
     assert (spec.obs_dim, spec.action_dim) == (task.obs_dim, task.action_dim)
-    assert spec.obs_dim == spec.state_dim + spec.goal_dim and spec.goal_indices == tuple(range(spec.goal_dim))
-    assert spec.episode_length == EPISODE and spec.name == name
-    assert spec.state_dim == REFERENCE_STATE_DIM[task.robot]
+    assert spec.obs_dim == spec.state_dim + spec.goal_dim and spec.episode_length == EPISODE and spec.name == name
+    assert spec.state_dim == REFERENCE_STATE_DIM.get(name, REFERENCE_STATE_DIM[task.robot])
+    assert spec.goal_indices == REFERENCE_GOAL_INDICES.get(name, REFERENCE_GOAL_INDICES[task.robot])
     inner = unwrapped(env)
-    if task.robot == "arm":  # the body order arm_state reads: cube, links 1-7 (hand fused in), fingers
-        fingers = ["left_finger", "right_finger"]
-        assert inner.system.link_names == ["cube", *(f"link{i}" for i in range(1, 8)), *fingers]
+    links = [f"link{i}" for i in range(1, 8)]  # the body order arm_state reads: links 1-7, the hand fused in
+    if name == "arm-reach":  # the Panda without fingers, no cube
+        assert inner.system.link_names == links and (inner.system.q_size(), inner.system.act_size()) == (7, 7)
+    elif task.robot == "arm":  # cube, links, fingers
+        assert inner.system.link_names == ["cube", *links, "left_finger", "right_finger"]
         assert (inner.system.q_size(), inner.system.act_size()) == (16, 9)
     else:
         assert inner.system.link_names[0] == "torso" and inner.system.act_size() == spec.action_dim
@@ -241,7 +254,7 @@ def test_reset_and_step_under_jit_and_vmap(name):
     np.testing.assert_allclose(state.obs[:, spec.state_dim:], goal)  # obs = concat(state, goal)
     # goal_indices name the torso (cube) coordinates in the state.
     np.testing.assert_allclose(state.obs[:, np.array(spec.goal_indices)], c.reached(state), atol=1e-5)
-    if catalog.ENVS[name].robot == "arm":  # the reference drops the cube from 0.07 m
+    if catalog.ENVS[name].robot == "arm" and name != "arm-reach":  # the reference drops the cube from 0.07 m
         np.testing.assert_allclose(state.obs[:, 2], 0.07, atol=1e-6)
     if catalog.ENVS[name].robot == "humanoid":  # the paper's goal body (q's last two entries) sits at the goal
         np.testing.assert_allclose(c.physics(state).pipeline.q[:, -2:], goal[:, :2])
@@ -272,10 +285,10 @@ def test_reset_and_step_under_jit_and_vmap(name):
 
 
 @needs_brax
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", [p for p in ALL if p.values[0] != "arm-reach"])  # arm-reach: the test after this
 def test_goal_at_the_start_position_is_reached_and_the_sampled_goal_is_not(name):
     """Scripted: a goal placed where the robot (cube) starts gives success on every step with zero
-    actions (the arm's zero action holds its start pose); the task's own goal is out of reach."""
+    actions (the cube stays where the arm does not push it); the task's own goal is out of reach."""
     c = _compiled(name)
     state = c.reset(jax.random.split(jax.random.PRNGKey(2), NUM_ENVS))
     moved_goal = c.with_physics(state, c.physics(state).replace(goal=c.reached(state)))
@@ -289,6 +302,49 @@ def test_goal_at_the_start_position_is_reached_and_the_sampled_goal_is_not(name)
     np.testing.assert_array_equal(moved_goal.info["episode_metrics"]["success"], 1.0)
     np.testing.assert_array_equal(moved_goal.info["episode_metrics"]["time_at_goal"], 1.0)
     np.testing.assert_array_equal(state.info["episode_metrics"]["success"], 0.0)
+
+
+@needs_brax
+@pytest.mark.xdist_group("physics_arm-push-easy")
+def test_arm_state_round_trips_through_a_checkpoint(tmp_path):
+    """The MJX arm's state, saved and restored as a training checkpoint (the train state holds it): every array
+    back bit for bit, its zero-size ones (`act`: the arm has no actuator activations; orbax refuses zero-size
+    arrays) in their empty shape. The arm presets' smoke runs (tests/commands/test_presets.py, -m slow)
+    checkpoint and restore it inside a whole run."""
+    from depthrl.training import checkpoint as ckpt
+
+    c = _compiled("arm-push-easy")
+    state = c.reset(jax.random.split(jax.random.PRNGKey(5), NUM_ENVS))
+    leaves = jax.tree.leaves(state)
+    assert any(leaf.size == 0 for leaf in leaves)
+    path = ckpt.save(tmp_path, 1, state)
+    assert ckpt.verify(path) is None
+    restored = ckpt.restore(path, jax.tree.map(np.zeros_like, state))
+    assert jax.tree.structure(restored) == jax.tree.structure(state)
+    for got, want in zip(jax.tree.leaves(restored), leaves, strict=True):
+        assert (got.shape, got.dtype) == (want.shape, want.dtype)
+        np.testing.assert_array_equal(got, want)
+
+
+@needs_brax
+@pytest.mark.slow  # the fast reach tests: test_arm_reach_model_and_goals_are_the_reference and the dims test
+def test_arm_reach_goal_where_the_hand_goes_is_reached():
+    """Scripted: the zero action sends arm-reach's hand away from its start (joints 4-7 settle short of their
+    targets); a goal placed where the hand is after 4 steps (more than the radius from its start) is reached on
+    that step: the goal names the hand's position."""
+    c = _compiled("arm-reach")
+    start = c.reset(jax.random.split(jax.random.PRNGKey(2), NUM_ENVS))
+    zero = jnp.zeros((NUM_ENVS, c.env.spec.action_dim))
+    state = start
+    for _ in range(EPISODE):
+        state = c.step(state, zero)
+    end = c.reached(state)
+    assert np.linalg.norm(end - c.reached(start), axis=-1).min() > 0.1  # the hand moved further than the radius
+    state = c.with_physics(start, c.physics(start).replace(goal=end))
+    for _ in range(EPISODE):
+        state = c.step(state, zero)
+    np.testing.assert_array_equal(state.info["at_goal"], 1.0)
+    np.testing.assert_allclose(state.info["distance"], 0.0, atol=1e-5)
 
 
 @needs_brax
@@ -438,6 +494,51 @@ def test_arm_joints_settle_at_the_reference_fraction_of_their_command():
     data.qpos[arm], data.ctrl[:7] = ARM_START, ARM_START
     mujoco.mj_step(model, data, nstep=250)
     assert data.qpos[2] == pytest.approx(0.03, abs=2e-3)
+
+
+# The paper code's arm_reach (envs/manipulation/arm_reach.py, envs/assets/panda_reach.xml, train.py): the Panda
+# without fingers; goal = the hand (link 7) position, drawn from (0, 0.5, 0.3) + U(-0.2, 0.2) per axis; success
+# within 0.1 m; 1000 steps per episode. The positions below come from plain MuJoCo on the paper's panda_reach.xml
+# (arm at the start pose; then 1 s of the commands in REACH_COMMAND with gravity).
+REACH_START_HAND = (-1.38099e-04, 0.678043, 0.370831)
+REACH_COMMAND = (1.2, 0.5, 0.0, -1.4, 0.0, 3.0, 1.4487)
+REACH_AFTER_1S_Q = (1.200017, 0.509726, -1.33922e-04, -0.805990, -3.07900e-04, 1.499775, 0.724463)
+REACH_AFTER_1S_HAND = (0.240452, 0.618368, 0.761404)
+
+
+@needs_brax
+def test_arm_reach_model_and_goals_are_the_reference():
+    """arm-reach (no compile: plain MuJoCo on its model, goals drawn op by op): the hand where the paper's model
+    puts it at the start and after 1 s of commands; only the hand touches the table; the goals fill the
+    reference's box; the spec's dims, goal indices, radius, episode length and step."""
+    import mujoco
+
+    from depthrl.envs.physics.arm import ARM_START, panda_xml
+
+    env = unwrapped(make_envs(EnvConfig(env="arm-reach"))[0])
+    spec = env.spec
+    assert (spec.obs_dim, spec.state_dim, spec.action_dim, spec.goal_indices) == (16, 13, 4, (7, 8, 9))
+    assert (spec.success_radius, spec.episode_length, env.dt) == (0.1, 1000, pytest.approx(0.05))
+    model = mujoco.MjModel.from_xml_string(panda_xml("reach"))
+    assert (model.nq, model.nu, model.npair) == (7, 7, 1)
+    assert {model.geom(model.pair_geom1[0]).name, model.geom(model.pair_geom2[0]).name} == {"table", "hand_geom"}
+    data = mujoco.MjData(model)
+    data.qpos[:] = ARM_START
+    mujoco.mj_forward(model, data)
+    hand = model.body("link7").id
+    np.testing.assert_allclose(data.xpos[hand], REACH_START_HAND, atol=1e-5)
+    data.ctrl[:] = REACH_COMMAND
+    mujoco.mj_step(model, data, nstep=500)
+    np.testing.assert_allclose(data.qpos, REACH_AFTER_1S_Q, atol=1e-4)
+    np.testing.assert_allclose(data.xpos[hand], REACH_AFTER_1S_HAND, atol=1e-4)
+    goals = np.asarray(jax.vmap(env.goal)(jax.random.split(jax.random.PRNGKey(0), 4000)))
+    centre = np.array([0.0, 0.5, 0.3])
+    np.testing.assert_array_less(np.abs(goals - centre), 0.2)
+    np.testing.assert_allclose(np.abs(goals - centre).max(axis=0), 0.2, atol=0.005)  # the whole box is drawn
+    cube_goals = np.asarray(jax.vmap(unwrapped(make_envs(EnvConfig(env="arm-push-easy"))[0]).goal)(
+        jax.random.split(jax.random.PRNGKey(0), 100)))
+    np.testing.assert_allclose(cube_goals[:, 2], 0.03)  # a cube's goal rests on the table
+    np.testing.assert_array_less(np.abs(cube_goals[:, :2] - [0.1, 0.6]), 0.1)
 
 
 # The paper's bins (envs/assets/panda_binpick_hard.xml, panda_binpick_easy.xml): centres of the blue and red bins,

@@ -7,14 +7,15 @@ jitted epoch at a time, with the evaluation cadence, checkpoints, logs and the m
 A run directory holds: config.json (the full resolved config), metrics.jsonl (one JSON object per
 evaluation), tb/ (TensorBoard events), checkpoints/ (orbax arrays + checksummed manifest), plots/.
 
-Order of a run: compile the epoch, evaluation and diagnostics programs for the state's shapes (nothing
-allocated yet), check their exact memory (`memory_analysis()`) against the device's free memory and the
+Order of a run: compile the epoch, evaluation, diagnostics and start programs for the state's shapes, side by
+side (nothing allocated yet), check their exact memory (`memory_analysis()`) against the device's free memory and the
 checkpoint size against free disk, then create or restore the state and train with those same programs.
 Checkpoints are written by a background thread (`checkpoint.AsyncCheckpointer`).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import math
@@ -293,9 +294,11 @@ def train_group(trainer: Trainer, members: Sequence[Member], options: RunOptions
     # Compile the epoch, eval and diagnostics programs ahead of time, before any state exists: their buffer
     # assignment gives the run's exact memory, and the metrics report compile time (`compile_s`) apart from step
     # time (`time/epoch_s`). These compiled programs are the ones that train.
+    # The start program (init + prefill; not needed to resume) compiles beside them.
     t_compile = time.time()
-    epoch_fn, eval_fn, diag_fn = compile_programs(trainer, place(abstract, cfg.num_devices),
-                                                  donate=not options.skip_non_finite)
+    start = None if resume_from is not None else jax.jit(jax.vmap(trainer.start)).lower(keys)
+    epoch_fn, eval_fn, diag_fn, start_fn = compile_concurrently(
+        [*lower_programs(trainer, place(abstract, cfg.num_devices), donate=not options.skip_non_finite), start])
     compile_s = time.time() - t_compile
     memory = _check_memory(trainer, abstract, (epoch_fn, eval_fn, diag_fn), options, estimate, omitted)
 
@@ -319,12 +322,12 @@ def train_group(trainer: Trainer, members: Sequence[Member], options: RunOptions
             print(f"resuming {m.run_dir} from checkpoint {path.name}")
         state = states[0] if len(states) == 1 else jax.tree.map(lambda *x: jnp.concatenate(x), *states)
     else:
-        state = jax.jit(jax.vmap(trainer.start))(keys)  # init + prefill, as `loop.make_train` starts
+        state = start_fn(keys)  # init + prefill, as `loop.make_train` starts
     state = replicate(_with_hparams(state, hparams), cfg.num_devices)  # --num-devices: parameters on every device
     if options.resume:
         for m, member_rows in zip(members, rows, strict=True):
             _rewrite_metrics(m.run_dir, member_rows)
-    init_s = time.time() - t0  # init (or restore) and prefill, their compile included
+    init_s = time.time() - t0  # init and prefill (their compile is in compile_s), or the restore
     timings: dict[str, Any] = {"compile_and_init_s": init_s + compile_s, "compile_s": compile_s, "init_s": init_s}
     if memory is not None:
         timings["memory/compiled_peak_bytes"] = memory.peak_bytes
@@ -483,16 +486,30 @@ def place(abstract: Any, num_devices: int) -> Any:
 
 
 def compile_programs(trainer: Trainer, state: Any, donate: bool = True) -> tuple[Any, Any, Any]:
-    """The epoch, evaluation and diagnostics programs compiled for `state`'s shapes (abstract or real).
-    Donating the state to the epoch halves its memory; --skip-non-finite must keep the previous agent, so it
-    does not donate."""
+    """The epoch, evaluation and diagnostics programs compiled for `state`'s shapes (abstract or real), side by
+    side (`compile_concurrently`). Donating the state to the epoch halves its memory; --skip-non-finite must
+    keep the previous agent, so it does not donate."""
+    return compile_concurrently(lower_programs(trainer, state, donate))
+
+
+def lower_programs(trainer: Trainer, state: Any, donate: bool = True) -> tuple[Any, Any, Any]:
+    """The epoch, evaluation and diagnostics programs traced and lowered for `state`'s shapes, not compiled."""
     cfg = trainer.config
     epoch_fn = jax.jit(jax.vmap(trainer.epoch), donate_argnums=0 if donate else ())
     eval_fn = jax.jit(jax.vmap(trainer.evaluate, in_axes=(0, 0)))
     diag_fn = jax.jit(jax.vmap(trainer.diagnostics))
     keys = eval_keys(cfg.seed, state.env_steps.shape[0], 0)  # one per row: num_seeds, or a group's cells × seeds
-    return (epoch_fn.lower(state).compile(), eval_fn.lower(state.agent.params, keys).compile(),
-            diag_fn.lower(state, keys).compile())
+    return epoch_fn.lower(state), eval_fn.lower(state.agent.params, keys), diag_fn.lower(state, keys)
+
+
+def compile_concurrently(lowered: typing.Sequence[Any]) -> tuple[Any, ...]:
+    """Each lowered program compiled in its own thread (None stays None). XLA compiles outside Python's GIL, so
+    the programs compile side by side: where cores are free the wall time is the longest compile's, not the
+    sum (an env's physics step compiles into the epoch, the evaluation and the start program alike: on the
+    MJX arm each takes one to two minutes of CPU). The executables are the ones a sequential compile makes."""
+    with concurrent.futures.ThreadPoolExecutor(max(len(lowered), 1)) as pool:
+        futures = [None if program is None else pool.submit(program.compile) for program in lowered]
+        return tuple(None if future is None else future.result() for future in futures)
 
 
 def _without(state: Any, fields: tuple[str, ...]) -> Any:
