@@ -23,12 +23,12 @@ from depthrl.training import checkpoint as ckpt
 from depthrl.training import command, runner, runs
 from depthrl.training.loop import make_train
 from depthrl.training.registry import AGENTS
+from tiny_runs import FAST_COMPILE
 
 DQN_ENTRY, PPO_ENTRY = AGENTS["dqn"], AGENTS["ppo"]
 
 TINY_NET = dict(depth=4, width=32)
 PROBE_SUPPORT = dict(v_min=-2.0, v_max=2.0, num_bins=21)  # probe values lie in [−1, 1]
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 # --- probe configs: DQN explores with ε >= 0.3 so both actions' Q are learned (Q-learning is off-policy) ---
 DQN_PROBE_AGENT = dict(**TINY_NET, **PROBE_SUPPORT, lr=1e-3, batch_size=64, target_update_period=20,

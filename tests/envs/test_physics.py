@@ -32,7 +32,7 @@ from depthrl.envs.registry import EnvConfig, list_envs, make_envs
 from depthrl.envs.stitching import stitching_pairs
 from depthrl.envs.wrappers import EPISODE_METRICS, unwrapped
 from depthrl.errors import ConfigError
-from tiny_runs import OPTIMISED
+from tiny_runs import FAST_COMPILE, FAST_XLA_FLAGS, OPTIMISED
 
 needs_brax = pytest.mark.skipif(not physics.available(), reason=f"physics extra missing: {physics.INSTALL_COMMAND}")
 
@@ -45,7 +45,6 @@ ALL = [*(pytest.param(name, marks=pytest.mark.xdist_group(f"physics_{name}")) fo
        *(pytest.param(name, marks=pytest.mark.slow) for name in SLOW)]
 EPISODE = 4  # steps per episode in these tests
 NUM_ENVS = 3
-QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
 def _config(name: str, **overrides) -> EnvConfig:
@@ -89,7 +88,7 @@ def _compiled(name: str) -> Compiled:
     mjx = catalog.ENVS[name].backend == "mjx"
     if mjx:
         env = unwrapped(env)
-    options = OPTIMISED if mjx else QUICK_COMPILE  # the suite's default is level 0 (tests/conftest.py)
+    options = OPTIMISED if mjx else FAST_COMPILE  # the suite's default is level 0 (tests/conftest.py)
     reset = jax.jit(jax.vmap(env.reset), compiler_options=options)
     step = jax.jit(jax.vmap(env.step), compiler_options=options)
     keys = jax.random.split(jax.random.PRNGKey(0), NUM_ENVS)
@@ -101,7 +100,7 @@ def _compiled(name: str) -> Compiled:
 @functools.cache
 def _init_physics(name: str):
     """Jitted, vmapped `init_physics(q, qd, goal)` of an env, compiled once per session (tests share it)."""
-    return jax.jit(jax.vmap(_compiled(name).inner.init_physics), compiler_options=QUICK_COMPILE)
+    return jax.jit(jax.vmap(_compiled(name).inner.init_physics), compiler_options=FAST_COMPILE)
 
 
 # ---- no brax needed ----
@@ -613,10 +612,9 @@ def test_crl_smoke_run_on_the_ant_writes_a_run_directory(tmp_path):
                "--no-tensorboard", "--no-compile-cache"]
     for name, value in flags.items():
         command += [f"--{name.replace('_', '-')}", str(value)]
-    quick = " ".join(f"--{k}={str(v).lower()}" for k, v in QUICK_COMPILE.items())
-    xla_flags = f"{os.environ.get('XLA_FLAGS', '')} {quick}"
-    done = subprocess.run(command, env={**os.environ, "XLA_FLAGS": xla_flags.strip()}, capture_output=True,
-                          text=True, timeout=1200)
+    xla_flags = f"{os.environ.get('XLA_FLAGS', '')} {FAST_XLA_FLAGS}".strip()  # quick even with the suite's defaults
+    done = subprocess.run(command, env={**os.environ, "XLA_FLAGS": xla_flags}, capture_output=True, text=True,
+                          timeout=1200)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "final eval: success" in done.stdout
     assert json.loads((run / "config.json").read_text())["env"]["env"] == "ant"
