@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,9 @@ def plot_performance_profile(path: Path, records: list[dict], group_by: Sequence
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(title or f"Performance profiles of eval/{metric} (95% stratified bootstrap bands)", fontsize=10)
+    # Wrapped: a sweep's own title plus ": performance profile" is wider than the figure (it was cut off at the edge).
+    ax.set_title(textwrap.fill(title or f"Performance profiles of eval/{metric} (95% stratified bootstrap bands)", 70),
+                 fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
