@@ -104,7 +104,8 @@ def subprocess_env() -> dict[str, str]:
     if cache:
         # The same size cap as this process: a capped cache keeps an atime file per entry and locks the folder,
         # and an uncapped writer (no atime file) would make this process's eviction fail to read one.
-        env.update(JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        env.update(JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=str(
+                       jax.config.jax_persistent_cache_min_compile_time_secs),
                    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
                    JAX_COMPILATION_CACHE_MAX_SIZE=str(jax.config.jax_compilation_cache_max_size))
     return env

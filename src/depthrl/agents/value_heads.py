@@ -18,7 +18,7 @@ import dataclasses
 
 import jax
 
-from depthrl.errors import ConfigError, check_choice
+from depthrl.errors import ConfigError, check_choice, check_defaults
 from depthrl.losses import value_dist as vd
 from depthrl.networks.heads import ValueNetwork
 from depthrl.networks.torso import NetworkFlags
@@ -62,14 +62,11 @@ class ValueFlags(NetworkFlags):
         """Raise ConfigError on a bad critic-loss or support flag, or one that would do nothing."""
         check_choice("--critic-loss", self.critic_loss, allowed)
         check_choice("--value-transform", self.value_transform, vd.VALUE_TRANSFORMS)
-        defaults = ValueFlags()
         if not self.categorical:  # a flag that would do nothing is an error, not silently ignored
-            for flag, name in (("--num-bins", "num_bins"), ("--value-transform", "value_transform")):
-                if getattr(self, name) != getattr(defaults, name):
-                    raise ConfigError(flag, getattr(self, name), "only with a classification --critic-loss "
-                                      f"({', '.join(x for x in allowed if x != 'mse')})")
-        if self.critic_loss != "hl-gauss" and self.sigma_ratio != defaults.sigma_ratio:
-            raise ConfigError("--sigma-ratio", self.sigma_ratio, "only with --critic-loss hl-gauss")
+            check_defaults(self, (("--num-bins", "num_bins"), ("--value-transform", "value_transform")),
+                           f"only with a classification --critic-loss ({', '.join(x for x in allowed if x != 'mse')})")
+        if self.critic_loss != "hl-gauss":
+            check_defaults(self, (("--sigma-ratio", "sigma_ratio"),), "only with --critic-loss hl-gauss")
         if not self.sigma_ratio > 0:
             raise ConfigError("--sigma-ratio", self.sigma_ratio, "must be > 0 (the paper uses 0.75)")
         self.support()

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from depthrl import cli
 from depthrl.commands.bench.network import Args, main, run
 from depthrl.errors import ConfigError
 
@@ -48,8 +49,9 @@ def test_readable_summary(capsys):
 def test_bad_args_name_the_flag(capsys):
     with pytest.raises(ConfigError, match="--depth"):
         run(Args(depth=6))
-    assert main(Args(depth=6, json=True)) == 2
-    assert "4 or 8" in capsys.readouterr().err
+    assert cli.main(["bench", "network", "--depth", "6", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("depthrl bench network: error:") and "--depth" in err and "4 or 8" in err
     for field, flag in (("batch_size", "--batch-size"), ("repeats", "--repeats"), ("warmup", "--warmup")):
         with pytest.raises(ConfigError) as error:
             run(Args(**{field: -1}))

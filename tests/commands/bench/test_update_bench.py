@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tyro
 
+from depthrl import cli
 from depthrl.commands.bench import reference
 from depthrl.commands.bench import train as bench_train
 from depthrl.commands.bench import update as bench_update
@@ -61,8 +62,9 @@ def test_update_bad_args_name_the_flag(capsys):
         with pytest.raises(ConfigError) as err:
             bench_update.run(bench_update.Args(**kwargs))
         assert err.value.flag == flag
-    assert bench_update.main(bench_update.Args(depth=6, json=True)) == 2
-    assert "--depth" in capsys.readouterr().err
+    assert cli.main(["bench", "update", "--depth", "6", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("depthrl bench update: error:") and "--depth" in err
 
 
 def test_train_epoch_split_with_reference_json(capsys):

@@ -12,7 +12,6 @@ import dataclasses
 import json
 import os
 import statistics
-import sys
 import time
 
 import flax.linen as nn
@@ -183,11 +182,7 @@ def run(args: Args) -> dict:
 
 
 def main(args: Args) -> int:
-    try:
-        result = run(args)
-    except ConfigError as error:
-        print(f"depthrl bench network: {error}", file=sys.stderr)
-        return 2
+    result = run(args)  # a ConfigError reaches depthrl.cli, which prints it naming the flag and exits 2
     if args.json:
         print(json.dumps(result))
         return 0

@@ -287,11 +287,7 @@ def _load() -> float | None:
 
 
 def main(args: Args) -> int:
-    try:
-        result = run(args)
-    except ConfigError as error:
-        print(f"depthrl bench train: {error}", file=sys.stderr)
-        return 2
+    result = run(args)  # a ConfigError reaches depthrl.cli, which prints it naming the flag and exits 2
     if args.json:
         print(json.dumps(result))
         return 0

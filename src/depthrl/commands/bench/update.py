@@ -22,7 +22,6 @@ import dataclasses
 import json
 import os
 import statistics
-import sys
 import time
 from typing import Any
 
@@ -262,11 +261,7 @@ def _load() -> float | None:
 
 
 def main(args: Args) -> int:
-    try:
-        result = run(args)
-    except ConfigError as error:
-        print(f"depthrl bench update: {error}", file=sys.stderr)
-        return 2
+    result = run(args)  # a ConfigError reaches depthrl.cli, which prints it naming the flag and exits 2
     if args.json:
         print(json.dumps(result))
         return 0
