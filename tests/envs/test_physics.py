@@ -32,7 +32,7 @@ from depthrl.envs.registry import EnvConfig, list_envs, make_envs
 from depthrl.envs.stitching import stitching_pairs
 from depthrl.envs.wrappers import EPISODE_METRICS, unwrapped
 from depthrl.errors import ConfigError
-from tiny_runs import FAST_COMPILE, FAST_XLA_FLAGS, OPTIMISED
+from tiny_runs import FAST_COMPILE, FAST_XLA_FLAGS
 
 needs_brax = pytest.mark.skipif(not physics.available(), reason=f"physics extra missing: {physics.INSTALL_COMMAND}")
 
@@ -88,7 +88,7 @@ def _compiled(name: str) -> Compiled:
     mjx = catalog.ENVS[name].backend == "mjx"
     if mjx:
         env = unwrapped(env)
-    options = OPTIMISED if mjx else FAST_COMPILE  # the suite's default is level 0 (tests/conftest.py)
+    options = FAST_COMPILE
     reset = jax.jit(jax.vmap(env.reset), compiler_options=options)
     step = jax.jit(jax.vmap(env.step), compiler_options=options)
     keys = jax.random.split(jax.random.PRNGKey(0), NUM_ENVS)

@@ -33,10 +33,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from depthrl.agents.network_flags import ActorCriticNetworkFlags
+from depthrl.agents.network_flags import ActorCriticFlags
 from depthrl.agents.value_heads import ValueFlags
 from depthrl.envs.base import EnvSpec
-from depthrl.errors import ConfigError, check_open_unit, check_positive
+from depthrl.errors import ConfigError
 from depthrl.losses import value_dist as vd
 from depthrl.networks.diagnostics import torso_diagnostics
 from depthrl.networks.heads import ValueNetwork
@@ -46,7 +46,7 @@ NUM_CRITICS = 2  # twin critics: the TD target takes the minimum of the two targ
 
 
 @dataclasses.dataclass(frozen=True)
-class ActorCriticConfig(ActorCriticNetworkFlags, ValueFlags):
+class ActorCriticConfig(ActorCriticFlags, ValueFlags):
     """Flags shared by SAC and TD3: networks, critic loss and value support (`ValueFlags`), optimisation."""
 
     critic_depth: int | None = None
@@ -57,16 +57,8 @@ class ActorCriticConfig(ActorCriticNetworkFlags, ValueFlags):
     """Lowest value of the critic's support (None: 0, the lowest return of rewards in [0, 1])."""
     v_max: float | None = None
     """Highest value of the critic's support (None: 1 / (1 − discount), the highest return)."""
-    critic_lr: float = 3e-4
-    """Adam learning rate of the critics."""
-    actor_lr: float = 3e-4
-    """Adam learning rate of the actor."""
-    discount: float = 0.99
-    """γ of the TD target (also the geometric offset of the relabelled future goal)."""
     tau: float = 0.005
     """Polyak rate of the target networks: target ← (1 − tau)·target + tau·online."""
-    batch_size: int = 256
-    """Transitions per SGD step."""
 
     def value_range(self) -> tuple[float, float]:
         """--v-min/--v-max; None: [0, 1/(1 − γ)], which covers every return of rewards in [0, 1]."""
@@ -75,13 +67,10 @@ class ActorCriticConfig(ActorCriticNetworkFlags, ValueFlags):
 
     def validate(self) -> None:
         self.validate_network()
-        check_open_unit("--discount", self.discount)
+        self.validate_optimisation()
         self.validate_value()
-        for flag, lr in (("--critic-lr", self.critic_lr), ("--actor-lr", self.actor_lr)):
-            check_positive(flag, lr)
         if not 0.0 < self.tau <= 1.0:
             raise ConfigError("--tau", self.tau, "must lie in (0, 1] (1 copies the online networks)")
-        check_positive("--batch-size", self.batch_size)
 
     def twin_critic(self) -> TwinCritic:
         return TwinCritic(network=self.network(self.resolved_critic_depth), loss=self.critic_loss,

@@ -17,18 +17,18 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from depthrl.agents.network_flags import ActorCriticNetworkFlags
+from depthrl.agents.network_flags import ActorCriticFlags
 from depthrl.agents.optim import optimizer_step
 from depthrl.agents.soft_actor import SoftActor
 from depthrl.envs.base import EnvSpec
-from depthrl.errors import ConfigError, check_choice, check_open_unit, check_positive
+from depthrl.errors import ConfigError, check_choice, check_positive
 from depthrl.losses import contrastive as closs
 from depthrl.networks.diagnostics import torso_diagnostics
 from depthrl.networks.heads import Encoder
 
 
 @dataclasses.dataclass(frozen=True)
-class CRLConfig(ActorCriticNetworkFlags):
+class CRLConfig(ActorCriticFlags):
     """Contrastive RL agent."""
 
     critic_depth: int | None = None
@@ -43,18 +43,10 @@ class CRLConfig(ActorCriticNetworkFlags):
     """Contrastive objective: forward_infonce, backward_infonce, symmetric_infonce, binary_nce."""
     logsumexp_coef: float = 0.1
     """Coefficient of the (logsumexp of each logits row)² regulariser."""
-    critic_lr: float = 3e-4
-    """Adam learning rate of the critic."""
-    actor_lr: float = 3e-4
-    """Adam learning rate of the actor."""
     alpha_lr: float = 3e-4
     """Adam learning rate of the entropy temperature α."""
     target_entropy_scale: float = -0.5
     """Target entropy = scale · action_dim (the paper: −0.5)."""
-    discount: float = 0.99
-    """γ of the geometric future-goal offset (horizon ≈ 1 / (1 − γ))."""
-    batch_size: int = 256
-    """Transitions per SGD step (also the number of negatives per positive in InfoNCE)."""
 
     def validate(self) -> None:
         self.validate_network()
@@ -67,10 +59,8 @@ class CRLConfig(ActorCriticNetworkFlags):
                               f"only with --energy cosine (the {self.energy} energy has no temperature)")
         if self.logsumexp_coef < 0:
             raise ConfigError("--logsumexp-coef", self.logsumexp_coef, "must be >= 0")
-        for flag, lr in (("--critic-lr", self.critic_lr), ("--actor-lr", self.actor_lr),
-                         ("--alpha-lr", self.alpha_lr)):
-            check_positive(flag, lr)
-        check_open_unit("--discount", self.discount)
+        self.validate_optimisation()
+        check_positive("--alpha-lr", self.alpha_lr)
         if self.batch_size < 2:
             raise ConfigError("--batch-size", self.batch_size, "must be >= 2 (InfoNCE needs negatives)")
 

@@ -1,18 +1,21 @@
-"""The network flags of agent configs (Wang et al. 2025, Fig. 1).
+"""The flags agent configs share, declared once (network flags: Wang et al. 2025, Fig. 1).
 
 An agent config subclasses `NetworkFlags` (declared once in `depthrl.networks.torso`: one network per role,
-all of one depth) or `ActorCriticNetworkFlags` (adds `--actor-depth/--critic-depth`), so its command shows the
-flags without prefixes and its config.json holds them as top-level keys. `network(depth)` builds the
-`NetworkConfig` of one network; `validate_network()` fails at start on a bad flag, naming it.
+all of one depth), `ActorCriticNetworkFlags` (adds `--actor-depth/--critic-depth`) or `ActorCriticFlags` (adds
+the learning rates, discount and batch size of the off-policy actor-critics: CRL, SAC, TD3), so its command
+shows the flags without prefixes and its config.json holds them as top-level keys. `network(depth)` builds the
+`NetworkConfig` of one network; `validate_network()` and `validate_optimisation()` fail at start on a bad
+flag, naming it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from depthrl.errors import check_open_unit, check_positive
 from depthrl.networks.torso import NetworkFlags, check_depth
 
-__all__ = ["ActorCriticNetworkFlags", "NetworkFlags"]
+__all__ = ["ActorCriticFlags", "ActorCriticNetworkFlags", "NetworkFlags"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,3 +44,23 @@ class ActorCriticNetworkFlags(NetworkFlags):
             check_depth("--actor-depth", self.actor_depth, self.layers_per_block)
         if self.critic_depth is not None:
             check_depth("--critic-depth", self.critic_depth, self.layers_per_block)
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorCriticFlags(ActorCriticNetworkFlags):
+    """Network flags plus the optimisation flags of the off-policy actor-critics (CRL, SAC, TD3)."""
+
+    critic_lr: float = 3e-4
+    """Adam learning rate of the critic (SAC, TD3: both twin critics)."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of the actor."""
+    discount: float = 0.99
+    """γ: the TD target's discount (SAC, TD3) and the future goal's geometric offset (horizon ≈ 1 / (1 − γ))."""
+    batch_size: int = 256
+    """Transitions per SGD step (CRL: also the negatives per positive of InfoNCE)."""
+
+    def validate_optimisation(self) -> None:
+        for flag, lr in (("--critic-lr", self.critic_lr), ("--actor-lr", self.actor_lr)):
+            check_positive(flag, lr)
+        check_open_unit("--discount", self.discount)
+        check_positive("--batch-size", self.batch_size)
