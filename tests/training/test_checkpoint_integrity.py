@@ -199,3 +199,36 @@ def test_checkpoints_written_from_two_threads_at_once_all_complete(tmp_path):
         assert [ckpt.epoch_of(p) for p in ckpt.list_checkpoints(tmp_path / name)] == [59, 60]
         restored = ckpt.restore(ckpt.list_checkpoints(tmp_path / name)[-1], state)
         np.testing.assert_array_equal(restored["a"], state["a"])
+
+
+def test_a_checkpoint_from_before_an_empty_field_existed_restores(tmp_path):
+    """`TrainState.hparams` (None in a plain run) was added after runs had been checkpointed: a checkpoint without
+    the field restores into today's state with the field empty; one that has it (None) restores as before; a
+    missing array is still refused."""
+    from typing import Any
+
+    import numpy as np
+    from flax import struct
+
+    @struct.dataclass
+    class Before:
+        w: Any
+        inner: Any
+
+    @struct.dataclass
+    class After:
+        w: Any
+        inner: Any
+        hparams: Any = None
+
+    w, inner = np.arange(3.0, dtype=np.float32), {"b": np.ones((2,), np.int32), "c": [np.zeros((1,), np.float32)]}
+    old = ckpt.save(tmp_path / "old", 1, Before(w=w, inner=inner))
+    restored = ckpt.restore(old, After(w=w, inner=inner))
+    assert isinstance(restored, After) and restored.hparams is None
+    np.testing.assert_array_equal(restored.w, w)
+    np.testing.assert_array_equal(restored.inner["b"], inner["b"])
+    np.testing.assert_array_equal(restored.inner["c"][0], inner["c"][0])
+    new = ckpt.save(tmp_path / "new", 1, After(w=w * 2, inner=inner))
+    np.testing.assert_array_equal(ckpt.restore(new, After(w=w, inner=inner)).w, w * 2)
+    with pytest.raises(Exception):  # noqa: B017  (orbax's own error type): an array the checkpoint lacks
+        ckpt.restore(old, After(w=w, inner=inner, hparams={"lr": np.zeros((1,), np.float32)}))

@@ -340,7 +340,63 @@ def restore(path: Path, target: Any) -> Any:
     _quiet_orbax()
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct((1,) if _empty(x) else x.shape, x.dtype), target)
     checkpointer = ocp.StandardCheckpointer()
-    restored = checkpointer.restore((path / "state").absolute(), abstract)
-    checkpointer.close()
+    try:
+        missing = _absent_empty_fields(path / "state", abstract)
+        if missing:
+            restored = _restore_without(checkpointer, path / "state", abstract, missing)
+        else:
+            restored = checkpointer.restore((path / "state").absolute(), abstract)
+    finally:
+        checkpointer.close()
     return jax.tree.map(lambda got, want: jnp.zeros(want.shape, want.dtype) if _empty(want) else got,
                         restored, target)
+
+
+def _absent_empty_fields(state_dir: Path, abstract: Any) -> list[tuple[str, ...]]:
+    """Key paths of the target's empty fields (None, e.g. `TrainState.hparams` of a plain run) that the checkpoint
+    has no entry for: a checkpoint written before the field existed. Restoring such a checkpoint skips them."""
+    from orbax.checkpoint import tree as otree
+
+    stored = json.loads((state_dir / "_METADATA").read_text()).get("tree_metadata", {})
+    stored_keys = {tuple(k["key"] for k in entry["key_metadata"]) for entry in stored.values()}
+    wanted = otree.serialize_tree(abstract, keep_empty_nodes=True)
+    absent = []
+
+    def walk(node: Any, keys: tuple[str, ...]) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, (*keys, str(k)))
+        elif isinstance(node, list | tuple):
+            for i, v in enumerate(node):
+                walk(v, (*keys, str(i)))
+        elif node is None and keys not in stored_keys:
+            absent.append(keys)
+
+    walk(wanted, ())
+    return absent
+
+
+def _restore_without(checkpointer: Any, state_dir: Path, abstract: Any, absent: list[tuple[str, ...]]) -> Any:
+    """Restore into `abstract` the checkpoint that lacks the empty fields `absent`: as orbax's nested dicts without
+    them, then back into the target's structure with the empty fields empty."""
+    from orbax.checkpoint import tree as otree
+
+    wanted = otree.serialize_tree(abstract, keep_empty_nodes=True)
+
+    def drop(node: Any, keys: tuple[str, ...], put_back: Any) -> None:
+        for key in keys[:-1]:
+            node = node[int(key) if isinstance(node, list) else key]
+        if put_back is _DROP:
+            del node[keys[-1]]
+        else:
+            node[keys[-1]] = put_back
+
+    for keys in absent:
+        drop(wanted, keys, _DROP)
+    restored = checkpointer.restore(state_dir.absolute(), wanted)
+    for keys in absent:
+        drop(restored, keys, None)
+    return otree.deserialize_tree(restored, abstract, keep_empty_nodes=True)
+
+
+_DROP = object()
