@@ -11,6 +11,7 @@ and logs between epochs.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -69,6 +70,10 @@ class TrainConfig:
             raise ConfigError("--buffer-size", self.buffer_size,
                               f"must hold at least one unroll: >= --num-envs × --unroll-length = "
                               f"{self.num_envs * self.unroll_length}")
+
+    # Read only by the host loop (the runner, make_train's epoch count), never inside a traced program: two runs that
+    # differ only in these share their programs (`runner.programs`; tests/training/test_programs.py checks it).
+    HOST_ONLY: typing.ClassVar[tuple[str, ...]] = ("total_env_steps", "eval_every", "num_seeds", "seed")
 
     @property
     def steps_per_epoch(self) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import json
 import math
 import shutil
@@ -296,7 +297,7 @@ def train_group(trainer: Trainer, members: Sequence[Member], options: RunOptions
     # time (`time/epoch_s`). These compiled programs are the ones that train.
     # The start program (init + prefill; not needed to resume) compiles beside them.
     t_compile = time.time()
-    start = None if resume_from is not None else jax.jit(jax.vmap(trainer.start)).lower(keys)
+    start = None if resume_from is not None else programs(trainer).start.lower(keys)
     epoch_fn, eval_fn, diag_fn, start_fn = compile_concurrently(
         [*lower_programs(trainer, place(abstract, cfg.num_devices), donate=not options.skip_non_finite), start])
     compile_s = time.time() - t_compile
@@ -474,7 +475,48 @@ def _common_checkpoints(candidates: list[Path | None], members: Sequence[Member]
 
 def abstract_state(trainer: Trainer, keys: jax.Array) -> Any:
     """Shapes and dtypes of the initial train state of every seed; nothing is allocated."""
-    return jax.eval_shape(jax.vmap(trainer.init), keys)
+    return programs(trainer).init.eval_shape(keys)
+
+
+@dataclasses.dataclass(frozen=True)
+class Programs:
+    """A trainer's jitted, seed-vmapped programs (not yet traced)."""
+
+    init: Any
+    start: Any
+    epoch: Any
+    epoch_donating: Any
+    evaluate: Any
+    diagnostics: Any
+
+
+def programs(trainer: Trainer) -> Programs:
+    """The jitted programs of `trainer`, the same objects for every trainer equal to it but in the train config's
+    host-only fields (`TrainConfig.HOST_ONLY`: seed, budget, evaluation interval, number of seeds), which no traced
+    program reads. A trainer (its configs, env and agent) is a frozen, hashable value, so a second run of such a
+    configuration in one process (a resume, another seed, most tests) reuses the first one's traces and lowerings
+    instead of tracing again: at the tests' sizes, tracing and lowering cost more than the compile (a tiny CRL run
+    in a fresh process 10 s, again with another seed 7 s before this, 1 s with it). A trainer that cannot be hashed
+    gets programs of its own."""
+    cfg = trainer.config
+    defaults = type(cfg)()
+    key = dataclasses.replace(trainer, config=dataclasses.replace(
+        cfg, **{name: getattr(defaults, name) for name in cfg.HOST_ONLY}))
+    try:
+        return _shared_programs(key)
+    except TypeError:  # unhashable
+        return _new_programs(key)
+
+
+def _new_programs(trainer: Trainer) -> Programs:
+    epoch = jax.vmap(trainer.epoch)
+    return Programs(init=jax.jit(jax.vmap(trainer.init)), start=jax.jit(jax.vmap(trainer.start)),
+                    epoch=jax.jit(epoch), epoch_donating=jax.jit(epoch, donate_argnums=0),
+                    evaluate=jax.jit(jax.vmap(trainer.evaluate, in_axes=(0, 0))),
+                    diagnostics=jax.jit(jax.vmap(trainer.diagnostics)))
+
+
+_shared_programs = functools.lru_cache(maxsize=8)(_new_programs)
 
 
 def place(abstract: Any, num_devices: int) -> Any:
@@ -494,12 +536,10 @@ def compile_programs(trainer: Trainer, state: Any, donate: bool = True) -> tuple
 
 def lower_programs(trainer: Trainer, state: Any, donate: bool = True) -> tuple[Any, Any, Any]:
     """The epoch, evaluation and diagnostics programs traced and lowered for `state`'s shapes, not compiled."""
-    cfg = trainer.config
-    epoch_fn = jax.jit(jax.vmap(trainer.epoch), donate_argnums=0 if donate else ())
-    eval_fn = jax.jit(jax.vmap(trainer.evaluate, in_axes=(0, 0)))
-    diag_fn = jax.jit(jax.vmap(trainer.diagnostics))
+    cfg, jitted = trainer.config, programs(trainer)
     keys = eval_keys(cfg.seed, state.env_steps.shape[0], 0)  # one per row: num_seeds, or a group's cells × seeds
-    return epoch_fn.lower(state), eval_fn.lower(state.agent.params, keys), diag_fn.lower(state, keys)
+    return ((jitted.epoch_donating if donate else jitted.epoch).lower(state),
+            jitted.evaluate.lower(state.agent.params, keys), jitted.diagnostics.lower(state, keys))
 
 
 def compile_concurrently(lowered: typing.Sequence[Any]) -> tuple[Any, ...]:
