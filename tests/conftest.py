@@ -12,8 +12,8 @@ import shutil
 # Before anything starts JAX's backend (XLA reads XLA_FLAGS once, when it starts): compile the suite's hundreds of
 # small programs at LLVM optimisation level 0, about 30% less CPU for a test that mostly compiles (measured on the
 # 2-core CPU: the SAC and TD3 end-to-end tests 42 -> 29 s of CPU). Child processes inherit it. Code whose speed
-# matters more than its compile time (the MJX arm's solver runs ~800x slower at level 0) compiles with
-# `tiny_runs.OPTIMISED` or runs its subprocess with `tiny_runs.optimised_env()`.
+# matters more than its compile time (the SAC/TD3 probe-learning programs) compiles with `tiny_runs.OPTIMISED`.
+# The MJX arm runs fast at these options (with XLA's newer fusion emitters at level 0 its solver ran ~800x slower).
 from tiny_runs import FAST_XLA_FLAGS  # noqa: E402  (tiny_runs imports jax, which does not start the backend)
 
 if os.environ.get("DEPTHRL_TEST_XLA_DEFAULTS") != "1":  # =1: run the tests with XLA's default code generation

@@ -88,15 +88,6 @@ OPTIMISED = {"xla_backend_optimization_level": 3, "xla_llvm_disable_expensive_pa
              "xla_cpu_use_fusion_emitters": True}
 
 
-def optimised_env(env: dict[str, str] | None = None) -> dict[str, str]:
-    """`env` (default os.environ) without the suite's fast-compile XLA flags: a child process compiles as a user's
-    run does."""
-    env = dict(os.environ if env is None else env)
-    flags = " ".join(f for f in env.get("XLA_FLAGS", "").split() if f not in FAST_XLA_FLAGS.split())
-    env.pop("XLA_FLAGS", None)
-    return {**env, "XLA_FLAGS": flags} if flags else env
-
-
 def subprocess_env() -> dict[str, str]:
     """A child process shares this test session's compile cache (it compiles nothing the session has)."""
     env = dict(os.environ)

@@ -167,6 +167,7 @@ def test_train_refuses_a_run_whose_compiled_programs_cannot_fit(make_tiny_args, 
     real_epoch = loop.Trainer.epoch
     monkeypatch.setattr(loop.Trainer, "epoch", lambda self, ts: traces.append(1) or real_epoch(self, ts))
     monkeypatch.setenv(estimate.MEMORY_LIMIT_ENV, str(memory.needed_bytes))
+    runner._shared_programs.cache_clear()  # trace afresh (the refused run's programs are shared: `runner.programs`)
     assert main(args) == 0
     assert len(traces) == 1  # 3 epochs, one trace: the compiled program that was checked is the one that ran
     rows = runner.read_metrics(tmp_path / "refused")
