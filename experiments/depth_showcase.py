@@ -2,8 +2,9 @@
 
 The task is the `depth-showcase-dD` presets' (docs/results.md, "Depth showcase"): the crawler in the U4-maze
 (`crawler-maze-u4`: a 12-d joint-space state whose base position is the 2-d goal, moving only by a
-coordinated gait), CRL at width 64 with the CPU recipe. The sweep trains every depth with the same env steps
-and seeds (vmapped in one process per depth), then:
+coordinated gait), episodes starting in any free cell (`--random-start`, in training and evaluation), CRL at
+width 64 with the CPU recipe, 3 M env steps per seed. The sweep trains every depth with the same env steps and
+seeds (vmapped in one process per depth), then:
 
 - OUT/aggregate.png, aggregate.csv, curves.csv, scores.csv: time at goal against env steps (IQM over seeds
   with 95% stratified bootstrap bands) and the final score against depth (IQM, 95% CI);
@@ -49,7 +50,8 @@ class ShowcaseOptions(Options):
     width: int = 64
     """Width of every network."""
     random_start: bool = SHOWCASE_ENV.random_start
-    """Start episodes anywhere free instead of at the maze's reset cell."""
+    """Start episodes (training and evaluation) anywhere free instead of at the maze's reset cell; without it
+    neither critic learned the maze's walls (docs/results.md)."""
     batch_size: int = 256
     """Transitions per SGD step (also the contrastive loss's negatives)."""
     sgd_steps_per_collect: int = SHOWCASE_TRAIN.sgd_steps_per_collect

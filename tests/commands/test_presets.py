@@ -203,6 +203,7 @@ def test_depth_showcase_presets_differ_only_by_depth():
     showcase = [described[f"depth-showcase-d{d}"] for d in (4, 16, 64)]
     assert [p.agent.depth for p in showcase] == [4, 16, 64]
     assert {p.env for p in showcase} == {presets.SHOWCASE_ENV} and presets.SHOWCASE_ENV.env == "crawler-maze-u4"
+    assert presets.SHOWCASE_ENV.random_start and presets.SHOWCASE_TRAIN.total_env_steps == 3_000_000
     assert {p.train for p in showcase} == {presets.SHOWCASE_TRAIN}
     assert {dataclasses.replace(p.agent, depth=4) for p in showcase} == {showcase[0].agent}
 

@@ -162,6 +162,7 @@ def test_depth_showcase_grid_contrast_and_flags(scripts, sweeps, tmp_path):
     spec, out, cells, _ = sweeps[0]
     assert spec.kind == "crl" and spec.axes == {"depth": (4, 16, 64)} and spec.num_seeds == 5
     assert spec.fixed["env"] == "crawler-maze-u4" and spec.fixed["width"] == 64 and out == tmp_path
+    assert spec.fixed["random_start"] is True
     assert spec.fixed["total_env_steps"] == ds.SHOWCASE_TRAIN.total_env_steps and len(cells) == 3
     # The contrast: each deeper depth's IQM over the baseline's, CIs disjoint only when its low end clears.
     table = [{"depth": 4, "iqm": 0.25, "iqm_low": 0.125, "iqm_high": 0.3},
