@@ -88,6 +88,23 @@ OPTIMISED = {"xla_backend_optimization_level": 3, "xla_llvm_disable_expensive_pa
              "xla_cpu_use_fusion_emitters": True}
 
 
+def compile_runs_optimised(monkeypatch) -> None:
+    """Runs in this test compile their programs with `OPTIMISED` (XLA's defaults) instead of the suite's quick
+    options: for a test that trains long enough that run time outweighs compile time."""
+    from depthrl.training import runner
+
+    class Optimised:
+        def __init__(self, lowered):
+            self.lowered = lowered
+
+        def compile(self):
+            return self.lowered.compile(compiler_options=OPTIMISED)
+
+    compile_concurrently = runner.compile_concurrently
+    monkeypatch.setattr(runner, "compile_concurrently", lambda lowered: compile_concurrently(
+        [None if p is None else Optimised(p) for p in lowered]))
+
+
 def subprocess_env() -> dict[str, str]:
     """A child process shares this test session's compile cache (it compiles nothing the session has)."""
     env = dict(os.environ)

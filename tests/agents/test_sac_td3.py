@@ -24,7 +24,7 @@ from depthrl.training import command, runner
 from depthrl.training.command import validate
 from depthrl.training.loop import TrainConfig
 from depthrl.training.registry import AGENTS
-from tiny_runs import OPTIMISED, TINY_ROOM
+from tiny_runs import OPTIMISED, TINY_ROOM, compile_runs_optimised
 
 GAMMA = 0.8  # probes: far enough from 1 that V(s0) = γ of the two-step chain is told apart from 1
 
@@ -337,11 +337,13 @@ def _maze_args(module, config, run_dir: Path, **train):
                        tensorboard=False, compile_cache=False)
 
 
-def test_sac_her_learns_a_small_room(tmp_path):
+def test_sac_her_learns_a_small_room(tmp_path, monkeypatch):
     """SAC + HER (relabelled goals only, MSE critic) reaches and stays at the goal of the 3x4 room in 64k env
-    steps (3 seeds of this config: success 1.0 and time at goal 0.63–0.68 from 48k steps on)."""
+    steps (3 seeds of this config: success 1.0 and time at goal 0.63–0.68 from 48k steps on). Its programs compile
+    with XLA's default options (`OPTIMISED`): they run 64k steps, so run time outweighs compile time here."""
     config = SACConfig(depth=4, width=64, batch_size=256, critic_loss="mse", tau=0.02, init_alpha=0.1)
     args = _maze_args(AGENTS["sac"], config, tmp_path / "sac", total_env_steps=64_000, eval_every=32_000)
+    compile_runs_optimised(monkeypatch)
     assert command.run(args) == 0
     rows = runner.read_metrics(tmp_path / "sac")
     assert rows[-1]["eval/success"] >= 0.8 and rows[-1]["eval/time_at_goal"] >= 0.4, rows[-1]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
 import subprocess
 import sys
 
@@ -32,7 +31,7 @@ from depthrl.envs.registry import EnvConfig, list_envs, make_envs
 from depthrl.envs.stitching import stitching_pairs
 from depthrl.envs.wrappers import EPISODE_METRICS, unwrapped
 from depthrl.errors import ConfigError
-from tiny_runs import FAST_COMPILE, FAST_XLA_FLAGS
+from tiny_runs import FAST_COMPILE
 
 needs_brax = pytest.mark.skipif(not physics.available(), reason=f"physics extra missing: {physics.INSTALL_COMMAND}")
 
@@ -599,24 +598,22 @@ def test_torso_height_outside_the_reference_range_ends_the_episode(name):
 
 
 @needs_brax
-def test_crl_smoke_run_on_the_ant_writes_a_run_directory(tmp_path):
-    """`depthrl train crl --env ant` end to end, a few hundred env steps. A subprocess, so that XLA compiles at
-    optimisation level 0 (flags read when the backend starts): 40 s of CPU instead of 65 s in process."""
+def test_crl_smoke_run_on_the_ant_writes_a_run_directory(tmp_path, capsys):
+    """`depthrl train crl --env ant` end to end, a few hundred env steps (in this process: the suite already
+    compiles at XLA optimisation level 0, tests/conftest.py)."""
+    from depthrl import cli
     from depthrl.training import runner
 
     run = tmp_path / "ant"
     flags = dict(env="ant", episode_length=10, depth=4, width=16, repr_dim=8, batch_size=16, num_envs=4,
                  unroll_length=10, sgd_steps_per_collect=2, total_env_steps=320, eval_every=160, num_eval_envs=2,
                  buffer_size=400, run_dir=run)
-    command = [sys.executable, "-m", "depthrl.cli", "train", "crl", "--no-progress", "--no-plots",
-               "--no-tensorboard", "--no-compile-cache"]
+    argv = ["train", "crl", "--no-progress", "--no-plots", "--no-tensorboard", "--no-compile-cache"]
     for name, value in flags.items():
-        command += [f"--{name.replace('_', '-')}", str(value)]
-    xla_flags = f"{os.environ.get('XLA_FLAGS', '')} {FAST_XLA_FLAGS}".strip()  # quick even with the suite's defaults
-    done = subprocess.run(command, env={**os.environ, "XLA_FLAGS": xla_flags}, capture_output=True, text=True,
-                          timeout=1200)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "final eval: success" in done.stdout
+        argv += [f"--{name.replace('_', '-')}", str(value)]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "final eval: success" in out
     assert json.loads((run / "config.json").read_text())["env"]["env"] == "ant"
     rows = runner.read_metrics(run)
     assert [r["env_steps"] for r in rows] == [160, 320]
