@@ -341,62 +341,43 @@ def restore(path: Path, target: Any) -> Any:
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct((1,) if _empty(x) else x.shape, x.dtype), target)
     checkpointer = ocp.StandardCheckpointer()
     try:
-        missing = _absent_empty_fields(path / "state", abstract)
-        if missing:
-            restored = _restore_without(checkpointer, path / "state", abstract, missing)
-        else:
-            restored = checkpointer.restore((path / "state").absolute(), abstract)
+        restored = _restore_arrays(checkpointer, path / "state", abstract)
     finally:
         checkpointer.close()
     return jax.tree.map(lambda got, want: jnp.zeros(want.shape, want.dtype) if _empty(want) else got,
                         restored, target)
 
 
-def _absent_empty_fields(state_dir: Path, abstract: Any) -> list[tuple[str, ...]]:
-    """Key paths of the target's empty fields (None, e.g. `TrainState.hparams` of a plain run) that the checkpoint
-    has no entry for: a checkpoint written before the field existed. Restoring such a checkpoint skips them."""
+def _restore_arrays(checkpointer: Any, state_dir: Path, abstract: Any) -> Any:
+    """Restore `state_dir` into `abstract`'s structure. An empty field of the target (None, e.g.
+    `TrainState.hparams` of a plain run) that the checkpoint has no entry for (it was written before the field
+    existed) is left out of the restore, done on orbax's nested dicts, and put back empty."""
     from orbax.checkpoint import tree as otree
 
     stored = json.loads((state_dir / "_METADATA").read_text()).get("tree_metadata", {})
     stored_keys = {tuple(k["key"] for k in entry["key_metadata"]) for entry in stored.values()}
     wanted = otree.serialize_tree(abstract, keep_empty_nodes=True)
-    absent = []
+    absent = []  # key path of each empty dict entry (a field) the checkpoint lacks
 
     def walk(node: Any, keys: tuple[str, ...]) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, (*keys, str(k)))
-        elif isinstance(node, list | tuple):
-            for i, v in enumerate(node):
-                walk(v, (*keys, str(i)))
-        elif node is None and keys not in stored_keys:
-            absent.append(keys)
+        for k, child in node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ():
+            if child is None and isinstance(node, dict) and (*keys, str(k)) not in stored_keys:
+                absent.append((*keys, k))
+            else:
+                walk(child, (*keys, str(k)))
 
     walk(wanted, ())
-    return absent
+    if not absent:
+        return checkpointer.restore(state_dir.absolute(), abstract)
 
+    def holder(tree: Any, path: tuple) -> dict:  # the dict holding the entry at `path`
+        for key in path[:-1]:
+            tree = tree[int(key) if isinstance(tree, list) else key]
+        return tree
 
-def _restore_without(checkpointer: Any, state_dir: Path, abstract: Any, absent: list[tuple[str, ...]]) -> Any:
-    """Restore into `abstract` the checkpoint that lacks the empty fields `absent`: as orbax's nested dicts without
-    them, then back into the target's structure with the empty fields empty."""
-    from orbax.checkpoint import tree as otree
-
-    wanted = otree.serialize_tree(abstract, keep_empty_nodes=True)
-
-    def drop(node: Any, keys: tuple[str, ...], put_back: Any) -> None:
-        for key in keys[:-1]:
-            node = node[int(key) if isinstance(node, list) else key]
-        if put_back is _DROP:
-            del node[keys[-1]]
-        else:
-            node[keys[-1]] = put_back
-
-    for keys in absent:
-        drop(wanted, keys, _DROP)
+    for path in absent:
+        del holder(wanted, path)[path[-1]]
     restored = checkpointer.restore(state_dir.absolute(), wanted)
-    for keys in absent:
-        drop(restored, keys, None)
+    for path in absent:
+        holder(restored, path)[path[-1]] = None
     return otree.deserialize_tree(restored, abstract, keep_empty_nodes=True)
-
-
-_DROP = object()
