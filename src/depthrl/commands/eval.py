@@ -100,7 +100,7 @@ def evaluate(args: Args) -> dict:
     trainer = dataclasses.replace(trainer, eval_env=eval_env,
                                   config=dataclasses.replace(cfg, num_eval_envs=episodes))
     keys = runner.eval_keys(cfg.seed if args.seed is None else args.seed, cfg.num_seeds, loaded.epoch)
-    metrics, _, _ = jax.jit(jax.vmap(trainer.evaluate, in_axes=(0, 0)))(loaded.state.agent.params, keys)
+    metrics, _, _ = runner.programs(trainer).evaluate(loaded.state.agent.params, keys)  # the run's own program
     metrics = {k: np.asarray(v, dtype=np.float64) for k, v in jax.device_get(metrics).items()}  # [seeds, E]
     per_seed = {k: v.mean(axis=-1) for k, v in metrics.items()}
     return {
