@@ -116,7 +116,8 @@ def main(opts: ShowcaseOptions) -> None:
              "sgd_steps_per_collect": opts.sgd_steps_per_collect, "eval_every": opts.eval_every}
     check_out_dir(opts.out_dir("depth_showcase"), fixed, opts.seeds())
     result = run("depth_showcase", opts, "crl", {"depth": opts.depths}, fixed,
-                 title=f"Depth showcase ({opts.env}): IQM time at goal over {opts.seeds()} seeds")
+                 title=f"Depth showcase ({opts.env}{', random starts' if opts.random_start else ''}): "
+                       f"IQM time at goal over {opts.seeds()} seeds")
     out = opts.out_dir("depth_showcase")
     rows = contrast(result.table, opts.depths)
     sweep.write_csv(out / "showcase.csv", rows)
