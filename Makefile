@@ -26,12 +26,10 @@ quickstart: $(STAMP)
 	$(BIN)/depthrl train crl --preset quickstart --run-dir runs/quickstart --overwrite
 
 ## The whole test suite plus ruff (with the physics, sweep and wandb extras, so the brax/MJX, Ray and W&B tests run). Two pytest workers:
-## most of the suite's time is XLA compilation, which is single-threaded, so two cores run it twice as fast. Each test
-## module runs whole on one worker (--dist loadfile), so its tests share their traced and compiled programs and its
-## fixtures; tests/conftest.py hands out the longest modules first (--no-loadscope-reorder keeps that order).
+## most of the suite's time is XLA compilation, which is single-threaded, so two cores run it twice as fast.
 test: $(STAMP) $(TEST_STAMP)
 	$(BIN)/ruff check src tests experiments
-	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 ## Reliability soak (~10 min on 2 CPU cores): SIGKILL and resume a training run at random moments, then check
 ## its metrics equal an uninterrupted run's exactly; prints PASS/FAIL (docs/reliability.md). SOAK_FLAGS=--help

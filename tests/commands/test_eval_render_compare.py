@@ -15,6 +15,10 @@ from depthrl.errors import ConfigError
 from depthrl.training import runner
 from tiny_runs import TINY_ROOM
 
+# One xdist worker runs this module (make test: --dist loadgroup), so the session fixture trained_runs (two
+# tiny runs) is built once, not by both workers.
+pytestmark = pytest.mark.xdist_group("trained_runs")
+
 METRICS = ("success", "time_at_goal", "final_distance")
 
 

@@ -38,9 +38,10 @@ needs_brax = pytest.mark.skipif(not physics.available(), reason=f"physics extra 
 FAST = ("ant-u4-maze", "humanoid", "arm-push-easy")  # one per family, in the default run
 # the *-eval tasks are their mazes with fewer goal cells (tests/envs/test_eval_layouts.py): not stepped again
 SLOW = tuple(name for name in catalog.ENVS if name not in FAST and not name.endswith("-eval"))
-# This module runs on one xdist worker (make test: --dist loadfile), so each env's programs (`_compiled`, tens of
+# Each env's tests run on one xdist worker (make test: --dist loadgroup), so its programs (`_compiled`, tens of
 # seconds to compile for the MJX arm) are built once, not on both workers.
-ALL = [*(pytest.param(name) for name in FAST), *(pytest.param(name, marks=pytest.mark.slow) for name in SLOW)]
+ALL = [*(pytest.param(name, marks=pytest.mark.xdist_group(f"physics_{name}")) for name in FAST),
+       *(pytest.param(name, marks=pytest.mark.slow) for name in SLOW)]
 EPISODE = 4  # steps per episode in these tests
 NUM_ENVS = 3
 
@@ -302,6 +303,7 @@ def test_goal_at_the_start_position_is_reached_and_the_sampled_goal_is_not(name)
 
 
 @needs_brax
+@pytest.mark.xdist_group("physics_arm-push-easy")
 def test_arm_state_round_trips_through_a_checkpoint(tmp_path):
     """The MJX arm's state, saved and restored as a training checkpoint (the train state holds it): every array
     back bit for bit, its zero-size ones (`act`: the arm has no actuator activations; orbax refuses zero-size
@@ -344,6 +346,7 @@ def test_arm_reach_goal_where_the_hand_goes_is_reached():
 
 
 @needs_brax
+@pytest.mark.xdist_group("physics_ant-u4-maze")
 def test_ant_maze_walls_stop_the_ant():
     """Thrown at 8 m/s along +x from the U4-maze's reset cell (row 2, column 1: x = 8, y = 4) towards the wall
     cell below it (row 3, its face at x = 10 m), the torso stops before it; without the wall it would travel
@@ -567,7 +570,8 @@ REFERENCE_HEALTHY_Z = {"ant-u4-maze": (0.2, 1.0), "humanoid": (1.0, 2.0)}
 
 
 @needs_brax
-@pytest.mark.parametrize("name", list(REFERENCE_HEALTHY_Z))
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.xdist_group(f"physics_{name}"))
+                                  for name in REFERENCE_HEALTHY_Z])
 def test_torso_height_outside_the_reference_range_ends_the_episode(name):
     """Three envs: a standing robot, its torso placed 0.1 m under the range's low end and 0.1 m over its high
     end (at rest: one step moves it < 0.03 m). Only the last two episodes end, as terminations (not the time

@@ -290,6 +290,7 @@ def real_sweep(tmp_path_factory):
         os.environ.update(saved)
 
 
+@pytest.mark.xdist_group("real_sweep")
 def test_real_cells_run_as_processes_and_are_aggregated(real_sweep):
     out, result = real_sweep
     assert result.failed == [] and [result.states[c.name]["status"] for c in result.cells] == ["done", "done"]
@@ -311,6 +312,7 @@ def test_real_cells_run_as_processes_and_are_aggregated(real_sweep):
     assert json.loads((out / "sweep.json").read_text())["axes"] == {"seed": [0, 1]}
 
 
+@pytest.mark.xdist_group("real_sweep")
 def test_rerun_skips_finished_cells_and_a_killed_cell_resumes_to_the_same_result(real_sweep):
     out, first = real_sweep
     done, killed = first.cells
@@ -364,6 +366,7 @@ def test_ray_executor_runs_cells_as_ray_tasks_each_on_its_own_gpu(tmp_path):
 
 
 @pytest.mark.slow  # the fast test above runs cells through a real Ray instance; real_sweep's tests resume cells
+@pytest.mark.xdist_group("real_sweep")  # with `--dist loadgroup` (make test) on the worker that ran real_sweep
 def test_ray_path_gives_each_cell_its_gpu_and_a_killed_cell_resumes(real_sweep, tmp_path):
     """`depthrl sweep --ray-address local --gpus-per-cell 1`: the cells run as Ray tasks on a Ray instance the
     command starts, here declaring two fake GPUs (Ray's RAY_OVERRIDE_RESOURCES), so each cell reserves one and

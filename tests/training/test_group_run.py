@@ -17,6 +17,10 @@ from depthrl.training import command, registry, runner
 from depthrl.training.loop import TrainConfig
 from tiny_runs import TINY_TRAIN, is_timing, main, tiny_crl_args, tiny_env
 
+# One worker runs this module: the diverging test's group program and its run alone are the group fixture's
+# (`runner.programs`, shared within a process): 6 s there instead of 25 s on the other worker.
+pytestmark = pytest.mark.xdist_group("group_run")
+
 LRS = (3e-4, 1e-3)  # the first is the default: its separate run is the suite's 2-seed tiny run (cached)
 
 

@@ -24,6 +24,10 @@ from depthrl.training import runs as run_dirs
 from depthrl.training.command import validate
 from tiny_runs import main, subprocess_env, tiny_crl_args
 
+# One xdist worker runs this module (make test: --dist loadgroup), so its module fixture (a two-device
+# subprocess) runs once, not once per worker.
+pytestmark = pytest.mark.xdist_group("two_devices")
+
 # The child: the tiny run with --num-devices 2 (path and tests/ folder as arguments), then its compiled epoch's
 # text (loaded from the compile cache it shares with this session) and the batch-divides check.
 TWO_DEVICES = textwrap.dedent(r'''
