@@ -106,7 +106,8 @@ def test_group_resumes_every_run_from_a_common_checkpoint(group, tmp_path):
 
 
 def test_group_with_a_compiled_difference_fails_naming_the_flag(tmp_path):
-    """--batch-size changes shapes: not groupable; the error names the flag before any compute."""
+    """--batch-size changes shapes: not groupable; the error names the flag before any compute. So does
+    --skip-non-finite, which would skip every run's epoch for one run's non-finite step."""
     a = _args(tmp_path / "a", LRS[0])
     b = dataclasses.replace(_args(tmp_path / "b", LRS[1]), agent=dataclasses.replace(a.agent, batch_size=16))
     for args in (a, b):
@@ -115,6 +116,8 @@ def test_group_with_a_compiled_difference_fails_naming_the_flag(tmp_path):
         command.run(_group([a, b]))
     with pytest.raises(ConfigError, match="needs --resume"):
         command.run(dataclasses.replace(a, group_with=(b.run_dir,)))
+    with pytest.raises(ConfigError, match="--group-with.*not with --skip-non-finite"):
+        command.run(dataclasses.replace(_group([a, dataclasses.replace(b, agent=a.agent)]), skip_non_finite=True))
     assert command.group_conflicts("crl", runner.to_dict(a), runner.to_dict(_args(tmp_path / "c", 3e-4, seed=9))) == []
 
 
