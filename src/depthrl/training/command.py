@@ -130,9 +130,9 @@ def resolve_group(args: Any) -> list[Any]:
     if args.wandb_project is not None:
         raise ConfigError("--group-with", list(args.group_with), "not with --wandb-project (one W&B run per process)")
     if args.skip_non_finite:
-        raise ConfigError("--group-with", list(args.group_with), "not with --skip-non-finite (the runs share one update "
-                          "program: a non-finite step of one run would skip the epoch of every run; `depthrl sweep` "
-                          "runs such cells alone)")
+        raise ConfigError("--group-with", list(args.group_with), "not with --skip-non-finite (the runs share one "
+                          "update program: a non-finite step of one run would skip the epoch of every run; "
+                          "`depthrl sweep` runs such cells alone)")
     runs = [args]
     for run_dir in args.group_with:
         if Path(run_dir).resolve() in {Path(r.run_dir).resolve() for r in runs}:
