@@ -81,6 +81,10 @@ def test_table1_numbers_are_printed_with_the_presets(capsys):
     assert "quickstart" in table and "stitch-d64" in table and "11.4" in table
 
 
+# The two preset runs below train the same programs (the depth-4 experiment preset differs from the quick start
+# only in its budget, which no program reads: `runner.programs`): on one xdist worker (make test: --dist
+# loadgroup) the second reuses the first's, 2 s instead of 14-17 s.
+@pytest.mark.xdist_group("preset_runs")
 def test_quickstart_preset_end_to_end_with_overrides_recorded(tmp_path, capsys):
     """`depthrl train --preset quickstart` (no agent named), flags after the preset override it."""
     run_dir = tmp_path / "qs"
@@ -104,6 +108,7 @@ def test_quickstart_preset_end_to_end_with_overrides_recorded(tmp_path, capsys):
     assert last["time/epoch_s"] < last["compile_s"]
 
 
+@pytest.mark.xdist_group("preset_runs")
 def test_experiment_preset_end_to_end(tmp_path):
     """The depth-scaling experiment's depth 4 preset, at the quick start's small size (same shapes: its
     programs come from the session's compile cache)."""
