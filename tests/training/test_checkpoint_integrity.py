@@ -131,7 +131,7 @@ def test_run_killed_before_its_first_checkpoint_restarts_from_scratch(reference,
     config["train"]["total_env_steps"] //= 3  # the first third of the reference run (training is causal)
     (reference_copy / "config.json").write_text(json.dumps(config))
     assert main(Args(resume=str(reference_copy), progress=False, plots=False)) == 0
-    assert "no checkpoint yet: restarting the run from the beginning" in capsys.readouterr().err
+    assert "no checkpoint yet: training from the beginning" in capsys.readouterr().err
     rows = runner.read_metrics(reference_copy)
     assert [r["epoch"] for r in rows] == [2, 4]
     assert differences(reference_rows[:2], rows) == []

@@ -621,7 +621,7 @@ def _resume_candidate(run_dir: Path) -> Path | None:
                           f"none of its {len(existing)} checkpoint(s) is intact (see the warnings above): "
                           "restore a backup of RUN_DIR/checkpoints, or start again with --overwrite")
     if found is None:
-        print(f"{run_dir} has no checkpoint yet: restarting the run from the beginning", file=sys.stderr)
+        print(f"{run_dir} has no checkpoint yet: training from the beginning", file=sys.stderr)
     return found
 
 
