@@ -360,11 +360,15 @@ def _restore_arrays(checkpointer: Any, state_dir: Path, abstract: Any) -> Any:
     absent = []  # key path of each empty dict entry (a field) the checkpoint lacks
 
     def walk(node: Any, keys: tuple[str, ...]) -> None:
-        for k, child in node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ():
-            if child is None and isinstance(node, dict) and (*keys, str(k)) not in stored_keys:
-                absent.append((*keys, k))
-            else:
-                walk(child, (*keys, str(k)))
+        if isinstance(node, list):
+            for i, child in enumerate(node):
+                walk(child, (*keys, str(i)))
+        elif isinstance(node, dict):
+            for k, child in node.items():
+                if child is None and (*keys, str(k)) not in stored_keys:
+                    absent.append((*keys, k))
+                else:
+                    walk(child, (*keys, str(k)))
 
     walk(wanted, ())
     if not absent:
