@@ -110,8 +110,8 @@ def test_quickstart_preset_end_to_end_with_overrides_recorded(tmp_path, capsys):
 
 @pytest.mark.xdist_group("preset_runs")
 def test_experiment_preset_end_to_end(tmp_path):
-    """The depth-scaling experiment's depth 4 preset, at the quick start's small size (same shapes: its
-    programs come from the session's compile cache)."""
+    """The depth-scaling experiment's depth 4 preset, at the quick start's small size (the quick start's programs:
+    on the worker of the test above they are reused, elsewhere the session's compile cache has them)."""
     run_dir = tmp_path / "depth"
     rc = cli.main(["train", "crl", "--preset", "depth-u-d4", "--total-env-steps", "6400", "--eval-every", "3200",
                    "--run-dir", str(run_dir), "--no-progress", "--no-plots", "--no-tensorboard",

@@ -27,24 +27,24 @@ def _checkpoint_names(run_dir):
 
 def _run_and_kill(run_dir, rng, log_path, seed: int) -> int:
     """Start the reference run in `run_dir` and SIGKILL it at a random moment; the newest checkpoint's epoch."""
-    log = open(log_path, "w")
-    proc = subprocess.Popen(depthrl_command("train", "crl", *cli_flags(reference_args(run_dir))), env=subprocess_env(),
-                            stdout=log, stderr=subprocess.STDOUT)
-    # Wait for checkpoint k (k >= 2, so the gap between two checkpoints is known and >= 2 gaps remain), then
-    # kill at a uniformly random moment within the next gap: mid-collection, mid-update, mid-eval or mid-write.
-    target = rng.randint(2, NUM_EPOCHS // EPOCHS_PER_CHECKPOINT - 2)
-    seen: dict[str, float] = {}
-    deadline = time.time() + 300
-    while len(seen) < target and proc.poll() is None and time.time() < deadline:
-        for name in _checkpoint_names(run_dir) - set(seen):
-            if name.startswith("epoch_"):
-                seen[name] = time.time()
-        time.sleep(0.005)
-    assert len(seen) >= target, f"no checkpoint {target} (seed {seed}): {log_path.read_text()}"
-    times = sorted(seen.values())
-    time.sleep(rng.uniform(0.0, times[-1] - times[-2]))
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL, f"the run ended before the kill (seed {seed})"
+    with open(log_path, "w") as log:  # the child's output
+        proc = subprocess.Popen(depthrl_command("train", "crl", *cli_flags(reference_args(run_dir))),
+                                env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT)
+        # Wait for checkpoint k (k >= 2, so the gap between two checkpoints is known and >= 2 gaps remain), then
+        # kill at a uniformly random moment within the next gap: mid-collection, mid-update, mid-eval or mid-write.
+        target = rng.randint(2, NUM_EPOCHS // EPOCHS_PER_CHECKPOINT - 2)
+        seen: dict[str, float] = {}
+        deadline = time.time() + 300
+        while len(seen) < target and proc.poll() is None and time.time() < deadline:
+            for name in _checkpoint_names(run_dir) - set(seen):
+                if name.startswith("epoch_"):
+                    seen[name] = time.time()
+            time.sleep(0.005)
+        assert len(seen) >= target, f"no checkpoint {target} (seed {seed}): {log_path.read_text()}"
+        times = sorted(seen.values())
+        time.sleep(rng.uniform(0.0, times[-1] - times[-2]))
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait() == -signal.SIGKILL, f"the run ended before the kill (seed {seed})"
     return max(ckpt.epoch_of(p) for p in ckpt.list_checkpoints(run_dir / "checkpoints"))
 
 
