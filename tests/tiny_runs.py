@@ -81,8 +81,13 @@ def depthrl_command(*argv: str) -> list[str]:
 # sets these flags for the session): the tiny CRL run's epoch program compiles in 4.5-5.4 s instead of 7.1-7.3 s
 # at level 0 alone (2-core CPU, load 8), and the whole suite's CPU time drops by about a third. OPTIMISED are the
 # compiler options of XLA's defaults, for a program whose run time matters more than its compile time.
+# One LLVM module per program (`xla_cpu_parallel_codegen_split_count`): XLA otherwise splits a program's code into
+# parts it generates in parallel threads, which on two busy cores only adds each part's overhead (the tiny CRL
+# epoch program compiled again and again in one process: 15-24% less CPU per compile; at the default options,
+# `OPTIMISED`, no difference).
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True,
-                "xla_cpu_use_fusion_emitters": False}  # as a jit's compiler options
+                "xla_cpu_use_fusion_emitters": False,
+                "xla_cpu_parallel_codegen_split_count": 1}  # as a jit's compiler options
 FAST_XLA_FLAGS = " ".join(f"--{name}={str(value).lower()}" for name, value in FAST_COMPILE.items())
 OPTIMISED = {"xla_backend_optimization_level": 3, "xla_llvm_disable_expensive_passes": False,
              "xla_cpu_use_fusion_emitters": True}
