@@ -121,14 +121,19 @@ def test_group_with_a_compiled_difference_fails_naming_the_flag(tmp_path):
     assert command.group_conflicts("crl", runner.to_dict(a), runner.to_dict(_args(tmp_path / "c", 3e-4, seed=9))) == []
 
 
-def test_a_diverging_run_leaves_the_group_and_the_others_finish(tmp_path):
+def test_a_diverging_run_leaves_the_group_and_the_others_finish(tmp_path, capsys):
     """Critic lr 1e30 diverges in its first epoch: its divergence.json is written, the other run trains to the
-    end alone (compiled again for a group of one) and the command ends with DivergenceError naming the run."""
+    end alone (compiled again for a group of one) and the command ends with DivergenceError naming the run. The
+    fresh group says once that it starts from the beginning, not once per run (the run left alone says it again
+    when it restarts)."""
     runs = [_args(tmp_path / "a", LRS[0]), _args(tmp_path / "b", 1e30)]
     for args in runs:
         _prepare(args)
     with pytest.raises(DivergenceError, match=r"1 run\(s\) of the group diverged: .*b \(see their divergence"):
         command.run(_group(runs))
+    before_divergence = capsys.readouterr().err.split(" diverged ")[0]
+    assert before_divergence.count("no run of the group has a checkpoint yet: training all 2 from the beginning") == 1
+    assert "has no checkpoint yet" not in before_divergence, before_divergence  # no line per run
     assert (tmp_path / "b" / "divergence.json").is_file() and not (tmp_path / "a" / "divergence.json").exists()
     assert [r["epoch"] for r in _rows(runs[0])] == [2, 4] and _rows(runs[1]) == []
 

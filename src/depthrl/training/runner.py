@@ -283,7 +283,11 @@ def train_group(trainer: Trainer, members: Sequence[Member], options: RunOptions
     names = sorted({name for m in members for name in m.hparams})
     hparams = ({name: jnp.asarray([m.hparams[name] for m in members for _ in range(k)], jnp.float32)
                 for name in names} if names else None)
-    candidates = [_resume_candidate(m.run_dir) for m in members] if options.resume else None
+    candidates = ([_resume_candidate(m.run_dir, report_fresh=len(members) == 1) for m in members]
+                  if options.resume else None)
+    if candidates is not None and len(members) > 1 and all(c is None for c in candidates):
+        print(f"no run of the group has a checkpoint yet: training all {len(members)} from the beginning",
+              file=sys.stderr)
     resume_from = _common_checkpoints(candidates, members) if candidates is not None else None
     member_abstract = abstract_state(trainer, keys[:k])  # shapes only: one member's state, as its checkpoints hold
     abstract = _with_hparams(abstract_state(trainer, keys), jax.eval_shape(lambda: hparams))
@@ -603,9 +607,9 @@ def _check_disk(run_dir: Path, abstract: Any, omitted: tuple[str, ...], options:
               f"checkpoint no longer fits; lower --keep-checkpoints{leave_out}", file=sys.stderr)
 
 
-def _resume_candidate(run_dir: Path) -> Path | None:
+def _resume_candidate(run_dir: Path, report_fresh: bool = True) -> Path | None:
     """The newest intact checkpoint to resume from (hashes verified, nothing restored); None if the run was
-    killed before its first checkpoint.
+    killed before its first checkpoint (said on stderr unless `report_fresh` is False: a group says it once).
 
     Leftovers of a write cut short by a kill are removed; a corrupt checkpoint is reported and skipped;
     if checkpoints exist but none is intact the run stops with an error naming --resume.
@@ -620,7 +624,7 @@ def _resume_candidate(run_dir: Path) -> Path | None:
         raise ConfigError("--resume", str(run_dir),
                           f"none of its {len(existing)} checkpoint(s) is intact (see the warnings above): "
                           "restore a backup of RUN_DIR/checkpoints, or start again with --overwrite")
-    if found is None:
+    if found is None and report_fresh:
         print(f"{run_dir} has no checkpoint yet: training from the beginning", file=sys.stderr)
     return found
 
