@@ -83,7 +83,7 @@ def depthrl_command(*argv: str) -> list[str]:
 # compiler options of XLA's defaults, for a program whose run time matters more than its compile time.
 # One LLVM module per program (`xla_cpu_parallel_codegen_split_count`): XLA otherwise splits a program's code into
 # parts it generates in parallel threads, which on two busy cores only adds each part's overhead (the tiny CRL
-# epoch program compiled again and again in one process: 15-24% less CPU per compile; at the default options,
+# epoch program compiled again and again in one process: 14-24% less CPU per compile; at the default options,
 # `OPTIMISED`, no difference).
 FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True,
                 "xla_cpu_use_fusion_emitters": False,
