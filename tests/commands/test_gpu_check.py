@@ -10,6 +10,7 @@ import math
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -66,8 +67,10 @@ def test_a_stage_past_its_budget_is_stopped_and_its_measurements_reported_skippe
     args, raw = gpu_check.parse_args(["--tiny", "--envs", "point-maze-u,point-maze-u4"])
     measured = {"measure": "env_steps_per_s", "item": "point-maze-u", "env": "point-maze-u"}
     hangs = [sys.executable, "-c", f"import json, time; print(json.dumps({measured!r}), flush=True); time.sleep(120)"]
-    popen = subprocess.Popen
-    monkeypatch.setattr(gpu_check.subprocess, "Popen", lambda argv, **kw: popen(hangs, **kw))
+    # Only gpu_check's view of the subprocess module is replaced: nothing else in this process starts the stand-in.
+    monkeypatch.setattr(gpu_check, "subprocess", types.SimpleNamespace(
+        Popen=lambda argv, **kw: subprocess.Popen(hangs, **kw), PIPE=subprocess.PIPE,
+        TimeoutExpired=subprocess.TimeoutExpired))
     records = gpu_check.run_stage("envs", args, 3.0, raw)
     assert records == [measured, {"measure": "skipped", "stage": "envs", "items": ["point-maze-u4"],
                                   "reason": "stage budget of 3 s reached"}]
