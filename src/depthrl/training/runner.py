@@ -285,9 +285,6 @@ def train_group(trainer: Trainer, members: Sequence[Member], options: RunOptions
                 for name in names} if names else None)
     candidates = ([_resume_candidate(m.run_dir, report_fresh=len(members) == 1) for m in members]
                   if options.resume else None)
-    if candidates is not None and len(members) > 1 and all(c is None for c in candidates):
-        print(f"no run of the group has a checkpoint yet: training all {len(members)} from the beginning",
-              file=sys.stderr)
     resume_from = _common_checkpoints(candidates, members) if candidates is not None else None
     member_abstract = abstract_state(trainer, keys[:k])  # shapes only: one member's state, as its checkpoints hold
     abstract = _with_hparams(abstract_state(trainer, keys), jax.eval_shape(lambda: hparams))
@@ -461,6 +458,9 @@ def _common_checkpoints(candidates: list[Path | None], members: Sequence[Member]
     if any(c is None for c in candidates):
         if any(c is not None for c in candidates):
             print("a run of the group has no checkpoint yet: restarting every run of the group from the beginning",
+                  file=sys.stderr)
+        elif len(members) > 1:  # a fresh group: said once here, not once per run (`_resume_candidate`)
+            print(f"no run of the group has a checkpoint yet: training all {len(members)} from the beginning",
                   file=sys.stderr)
         return None
     epoch = min(ckpt.epoch_of(c) for c in candidates)
