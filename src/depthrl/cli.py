@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         import dataclasses
 
         default = dataclasses.replace(presets[name], preset=name)
+    rest = merge_repeated_lists(args_cls, rest)
     try:
         args = tyro.cli(args_cls, args=rest, prog=prog, description=description, default=default)
         return int(main_fn(args) or 0)
@@ -130,6 +131,53 @@ def main(argv: list[str] | None = None) -> int:
         return 4
     except KeyboardInterrupt:  # the runner already said which checkpoint is kept and how to resume
         return 130
+
+
+def _list_flags(args_cls: type, prefix: str = "") -> set[str]:
+    """The flags of `args_cls` that take several values (`tuple[X, ...]` fields, nested dataclasses included)."""
+    import dataclasses
+    import typing
+
+    import tyro
+
+    hints = typing.get_type_hints(args_cls, include_extras=True)
+    flags: set[str] = set()
+    for field in dataclasses.fields(args_cls):
+        hint, extras = hints[field.name], ()
+        if typing.get_origin(hint) is typing.Annotated:
+            hint, *extras = typing.get_args(hint)
+        if dataclasses.is_dataclass(hint):
+            omit = any(e is tyro.conf.OmitArgPrefixes for e in extras)
+            flags |= _list_flags(hint, prefix if omit else f"{prefix}{field.name}.")
+        elif any(typing.get_origin(t) is tuple and typing.get_args(t)[-1:] == (Ellipsis,)
+                 for t in (hint, *typing.get_args(hint))):  # tuple[X, ...] or tuple[X, ...] | None
+            flags.add("--" + (prefix + field.name).replace("_", "-"))
+    return flags
+
+
+def merge_repeated_lists(args_cls: type, argv: list[str]) -> list[str]:
+    """`--fixed a=1 --fixed b=2` -> `--fixed a=1 b=2`: a flag that takes several values, given more than once,
+    keeps the values of every occurrence, at its first place (tyro alone silently keeps the last occurrence)."""
+    flags = _list_flags(args_cls)
+    parts: list[list[str]] = []  # each part: one plain argument, or a list flag followed by all its values
+    first: dict[str, list[str]] = {}
+    i = 0
+    while i < len(argv):
+        name, eq, inline = argv[i].partition("=")
+        i += 1
+        if name not in flags:
+            parts.append([argv[i - 1]])
+            continue
+        values = [inline] if eq else []
+        while not eq and i < len(argv) and not (argv[i].startswith("--") or argv[i] == "-h"):
+            values.append(argv[i])
+            i += 1
+        if name in first:
+            first[name] += values
+        else:
+            first[name] = [name, *values]
+            parts.append(first[name])
+    return [arg for part in parts for arg in part]
 
 
 def _preset_name(argv: list[str]) -> str | None:

@@ -57,6 +57,23 @@ def test_help_matches_snapshot(command, capsys, fixed_width):
     _check(f"help/{'-'.join(argv)}.txt", text)
 
 
+
+def test_a_list_flag_given_twice_keeps_the_values_of_both():
+    import tyro
+
+    from depthrl.commands import train
+
+    args_cls = train.entry("crl").args  # env, train and agent flags are nested configs without prefix
+    assert {"--wandb-tags", "--group-with"} <= cli._list_flags(args_cls)
+    argv = cli.merge_repeated_lists(args_cls, ["--wandb-tags", "a", "b", "--depth", "8", "--wandb-tags=c",
+                                               "--group-with", "runs/x", "--wandb-tags", "d"])
+    assert argv == ["--wandb-tags", "a", "b", "c", "d", "--depth", "8", "--group-with", "runs/x"]
+    args = tyro.cli(args_cls, args=argv)
+    assert args.wandb_tags == ("a", "b", "c", "d") and args.group_with == ("runs/x",) and args.agent.depth == 8
+    # A flag given once, and a scalar flag given twice (the last wins, as usual), pass through unchanged.
+    once = ["--depth", "4", "--wandb-tags", "a", "--depth", "8"]
+    assert cli.merge_repeated_lists(args_cls, once) == once
+
 def _flat_keys(tree: dict, prefix: str = "") -> list[str]:
     keys = []
     for key, value in tree.items():

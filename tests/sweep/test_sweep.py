@@ -69,6 +69,22 @@ def test_cli_exit_code_and_dry_run(tmp_path, capsys):
     assert cli.main(["sweep", "--axis", "depth=4", "--group-by", "width", "--out", str(tmp_path)]) == 2
 
 
+
+def test_repeated_axis_and_fixed_flags_keep_every_value_and_a_name_given_twice_is_refused(tmp_path, capsys):
+    # tyro alone keeps only the last occurrence of a repeated list flag: the sweep ran with one --fixed of 12.
+    argv = ["sweep", "--axis", "depth=4,8", "--fixed", "env=point-maze-u", "--axis", "width=16,32",
+            "--fixed=total-env-steps=800", "--out", str(tmp_path), "--fixed", "batch-size=32", "--dry-run"]
+    assert cli.main(argv) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if ": pending  " in line]
+    assert len(lines) == 4  # both axes
+    for line in lines:
+        assert "--env point-maze-u" in line and "--total-env-steps 800" in line and "--batch-size 32" in line
+    assert cli.main(["sweep", "--fixed", "width=16", "--fixed", "width=32", "--out", str(tmp_path), "--dry-run"]) == 2
+    assert "--fixed=" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="width is given twice") as err:
+        sweep_cmd.spec_from_args(sweep_cmd.Args(axis=("width=16", "width=32")))
+    assert err.value.flag == "--axis"
+
 class FakeExecutor:
     """Records what it is asked to run and 'runs' it by writing the run's files (as a finished train run)."""
 

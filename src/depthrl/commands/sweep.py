@@ -56,9 +56,11 @@ class Args:
     kind: str | None = None
     """Train command of every cell: crl, sac, td3, dqn, ppo, ... (default: the spec's, else crl)."""
     axis: tuple[str, ...] = ()
-    """Grid axes as NAME=V1,V2,... (NAME = a train flag without dashes, e.g. depth=4,16 critic-loss=mse,c51)."""
+    """Grid axes as NAME=V1,V2,... (NAME = a train flag without dashes, e.g. depth=4,16 critic-loss=mse,c51);
+    several after one --axis, or one per --axis."""
     fixed: tuple[str, ...] = ()
-    """Flags shared by every cell as NAME=VALUE (e.g. env=point-maze-u width=64 total-env-steps=1000000)."""
+    """Flags shared by every cell as NAME=VALUE (e.g. env=point-maze-u width=64 total-env-steps=1000000);
+    several after one --fixed, or one per --fixed."""
     spec: str | None = None
     """JSON spec file {kind, axes: {name: [values]}, fixed: {name: value}, num_seeds}; flags add to it."""
     num_seeds: int | None = None

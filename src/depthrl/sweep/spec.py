@@ -68,6 +68,9 @@ def parse_assignments(items: Sequence[str], flag: str, many: bool) -> dict[str, 
         name = _norm(name)
         if not name or not text:
             raise ConfigError(flag, item, "write NAME=VALUE" + (",VALUE..." if many else ""))
+        if name in out:
+            raise ConfigError(flag, item, f"{name} is given twice: give each name once"
+                              + (" with all its values (NAME=V1,V2,...)" if many else ""))
         out[name] = tuple(_parse_value(v) for v in text.split(",")) if many else _parse_value(text)
     return out
 
