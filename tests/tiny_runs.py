@@ -94,8 +94,9 @@ OPTIMISED = {"xla_backend_optimization_level": 3, "xla_llvm_disable_expensive_pa
 
 
 def compile_runs_optimised(monkeypatch) -> None:
-    """Runs in this test compile their programs with `OPTIMISED` (XLA's defaults) instead of the suite's quick
-    options: for a test that trains long enough that run time outweighs compile time."""
+    """Runs in this test compile their epoch program with `OPTIMISED` (XLA's defaults) instead of the suite's
+    quick options: for a test that trains long enough that the epoch's run time outweighs its compile time. The
+    evaluation, diagnostics and start programs run a few times per run and keep the quick options."""
     from depthrl.training import runner
 
     class Optimised:
@@ -107,7 +108,7 @@ def compile_runs_optimised(monkeypatch) -> None:
 
     compile_concurrently = runner.compile_concurrently
     monkeypatch.setattr(runner, "compile_concurrently", lambda lowered: compile_concurrently(
-        [None if p is None else Optimised(p) for p in lowered]))
+        [Optimised(lowered[0]), *lowered[1:]]))  # runner.lower_programs' first program is the epoch
 
 
 def subprocess_env() -> dict[str, str]:
