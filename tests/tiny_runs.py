@@ -26,7 +26,11 @@ Args = AGENTS["crl"].args  # the flags of `depthrl train crl`
 # A 3x4 room: start top-left, goal bottom-right (about 3 cells apart).
 TINY_ROOM = "######/#R...#/#....#/#...G#/######"
 TINY_ENV = dict(env="point-maze", layout=TINY_ROOM, episode_length=50)
-TINY_CRL = dict(depth=4, width=16, repr_dim=8, batch_size=32)
+# Without LayerNorm: the tiny runs test the shell around the agent (checkpoints, resume, groups, sweeps, tools),
+# not what it learns, and LayerNorm is about 40% of the operations of their programs (the suite of these tests:
+# 317 -> 257 s of CPU). The tests that check learning, the quick start preset and the agents' unit tests keep the
+# default network.
+TINY_CRL = dict(depth=4, width=16, repr_dim=8, batch_size=32, norm="none")
 # 4 epochs of 16 envs × 25 steps, evaluated and checkpointed every 2 epochs (checkpoints 2 and 4).
 TINY_TRAIN = dict(num_envs=16, unroll_length=25, sgd_steps_per_collect=4, total_env_steps=1600, eval_every=800,
                   num_eval_envs=8, buffer_size=4000)

@@ -41,6 +41,7 @@ def _measured_bytes(compiled) -> int:
 
 def test_exact_parts_by_hand(make_tiny_args, tmp_path):
     args = make_tiny_args(tmp_path / "r")  # depth 4, width 16, repr 8, point mass: state 4, goal 2, action 2
+    args = dataclasses.replace(args, agent=dataclasses.replace(args.agent, norm="layernorm"))  # the default network
     est = estimate.estimate(args, command.build(args))
     w, depth = 16, 4
 

@@ -18,9 +18,10 @@ from depthrl.training import checkpoint as ckpt
 from depthrl.training import runner
 from tiny_runs import TINY_CRL, TINY_ENV, TINY_TRAIN, differences
 
-# The agent flags of each command (tiny nets; crl-pair: the tiny CRL learner with a collector twice as deep).
+# The agent flags of each command (tiny nets without LayerNorm, as tiny_runs.TINY_CRL; crl-pair: the tiny CRL learner
+# with a collector twice as deep).
 AGENTS = {
-    "td3": dict(depth=4, width=16, batch_size=32),
+    "td3": dict(depth=4, width=16, batch_size=32, norm="none"),
     "crl-pair": dict(TINY_CRL, collector_depth=8),
 }
 # Metrics every agent's rows must hold (besides the evaluation's).

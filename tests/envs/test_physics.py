@@ -605,7 +605,7 @@ def test_crl_smoke_run_on_the_ant_writes_a_run_directory(tmp_path, capsys):
     from depthrl.training import runner
 
     run = tmp_path / "ant"
-    flags = dict(env="ant", episode_length=10, depth=4, width=16, repr_dim=8, batch_size=16, num_envs=4,
+    flags = dict(env="ant", episode_length=10, depth=4, width=16, norm="none", repr_dim=8, batch_size=16, num_envs=4,
                  unroll_length=10, sgd_steps_per_collect=2, total_env_steps=320, eval_every=160, num_eval_envs=2,
                  buffer_size=400, run_dir=run)
     argv = ["train", "crl", "--no-progress", "--no-plots", "--no-tensorboard", "--no-compile-cache"]

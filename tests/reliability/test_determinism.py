@@ -17,7 +17,7 @@ from tiny_runs import TINY_TRAIN, differences, tiny_env
 
 def _sac_args(run_dir):
     return AGENTS["sac"].args(env=tiny_env(),
-                          agent=SACConfig(depth=4, width=16, batch_size=32),
+                          agent=SACConfig(depth=4, width=16, batch_size=32, norm="none"),
                           train=TrainConfig(**TINY_TRAIN), run_dir=str(run_dir),
                           progress=False, plots=False, tensorboard=False, compile_cache=False)
 

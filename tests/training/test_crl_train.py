@@ -35,7 +35,7 @@ def test_crl_learns_to_reach_the_end_of_a_corridor(tmp_path, monkeypatch):
     default options (35 -> 30 s of CPU for this test, 2-core CPU)."""
     args = tiny_crl_args(tmp_path / "learn", total_env_steps=8000, eval_every=2000, sgd_steps_per_collect=32)
     args = dataclasses.replace(args, env=dataclasses.replace(args.env, layout=CORRIDOR),
-                               agent=dataclasses.replace(args.agent, width=64, batch_size=256))
+                               agent=dataclasses.replace(args.agent, width=64, batch_size=256, norm="layernorm"))
     compile_runs_optimised(monkeypatch)
     assert main(args) == 0
     successes = [r["eval/success"] for r in runner.read_metrics(tmp_path / "learn")]

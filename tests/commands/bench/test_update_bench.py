@@ -68,9 +68,9 @@ def test_update_bad_args_name_the_flag(capsys):
 
 
 def test_train_epoch_split_with_reference_json(capsys):
-    args = bench_train.Args(env="point-maze", episode_length=20, depth=4, width=16, batch_size=16, num_envs=8,
-                            unroll_length=10, sgd_steps_per_collect=3, buffer_size=400, repeats=2, reference=True,
-                            json=True)
+    args = bench_train.Args(env="point-maze", episode_length=20, depth=4, width=16, norm="none", batch_size=16,
+                            num_envs=8, unroll_length=10, sgd_steps_per_collect=3, buffer_size=400, repeats=2,
+                            reference=True, json=True)
     with pytest.raises(ConfigError, match="--layout"):  # point-maze needs its maze
         bench_train.run(args)
     args = dataclasses.replace(args, env="point-maze-open")
