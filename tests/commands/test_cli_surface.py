@@ -57,7 +57,6 @@ def test_help_matches_snapshot(command, capsys, fixed_width):
     _check(f"help/{'-'.join(argv)}.txt", text)
 
 
-
 def test_a_list_flag_given_twice_keeps_the_values_of_both():
     import tyro
 
@@ -73,6 +72,7 @@ def test_a_list_flag_given_twice_keeps_the_values_of_both():
     # A flag given once, and a scalar flag given twice (the last wins, as usual), pass through unchanged.
     once = ["--depth", "4", "--wandb-tags", "a", "--depth", "8"]
     assert cli.merge_repeated_lists(args_cls, once) == once
+
 
 def _flat_keys(tree: dict, prefix: str = "") -> list[str]:
     keys = []

@@ -69,7 +69,6 @@ def test_cli_exit_code_and_dry_run(tmp_path, capsys):
     assert cli.main(["sweep", "--axis", "depth=4", "--group-by", "width", "--out", str(tmp_path)]) == 2
 
 
-
 def test_repeated_axis_and_fixed_flags_keep_every_value_and_a_name_given_twice_is_refused(tmp_path, capsys):
     # tyro alone keeps only the last occurrence of a repeated list flag: the sweep ran with one --fixed of 12.
     argv = ["sweep", "--axis", "depth=4,8", "--fixed", "env=point-maze-u", "--axis", "width=16,32",
@@ -84,6 +83,7 @@ def test_repeated_axis_and_fixed_flags_keep_every_value_and_a_name_given_twice_i
     with pytest.raises(ConfigError, match="width is given twice") as err:
         sweep_cmd.spec_from_args(sweep_cmd.Args(axis=("width=16", "width=32")))
     assert err.value.flag == "--axis"
+
 
 class FakeExecutor:
     """Records what it is asked to run and 'runs' it by writing the run's files (as a finished train run)."""
